@@ -1,0 +1,3 @@
+from hitl_platform.celery import app as celery_app
+
+__all__ = ["celery_app"]

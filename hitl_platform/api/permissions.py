@@ -1,0 +1,17 @@
+from rest_framework.permissions import BasePermission
+
+
+class RolePermission(BasePermission):
+    """Declares, per HTTP method, the Django permissions a view needs (``required_permissions``).
+
+    A method that a view does not list is refused, so a new endpoint is closed until someone opens it.
+    """
+
+    def has_permission(self, request, view) -> bool:
+        if not request.user or not request.user.is_authenticated:
+            return False
+        required: dict[str, tuple[str, ...]] = getattr(view, "required_permissions", {})
+        method = "GET" if request.method in ("HEAD", "OPTIONS") else request.method
+        if method not in required:
+            return False
+        return request.user.has_perms(required[method])

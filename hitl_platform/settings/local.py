@@ -1,0 +1,9 @@
+"""The embedded default: a laptop with only Python. SQLite, eager Celery, DEBUG on, localhost only."""
+
+from hitl_platform.env import env_bool, env_list, env_str
+from hitl_platform.settings.base import *  # noqa: F403
+
+DEBUG = env_bool("DEBUG", True)
+# A fixed development key is acceptable only here: local settings never serve beyond localhost.
+SECRET_KEY = env_str("SECRET_KEY", "local-development-only-not-a-secret")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
