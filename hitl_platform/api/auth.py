@@ -16,9 +16,7 @@ class TokenRequestSerializer(serializers.Serializer):
     password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
 
     def validate(self, attrs):
-        user = authenticate(
-            request=self.context.get("request"), username=attrs["username"], password=attrs["password"]
-        )
+        user = authenticate(request=self.context.get("request"), username=attrs["username"], password=attrs["password"])
         if user is None or not user.is_active:
             raise serializers.ValidationError("Unable to log in with the given username and password.")
         attrs["user"] = user
