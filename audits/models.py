@@ -21,6 +21,7 @@ class DecisionEvent(models.Model):
 
     class Meta:
         ordering = ["id"]
+        permissions = [("verify_ledger", "Can verify the ledger chain and export its head hash")]
         indexes = [models.Index(fields=["object_type", "object_id"], name="ledger_object")]
 
     def __str__(self) -> str:

@@ -67,6 +67,7 @@ class RoutingPolicy(models.Model):
 
     class Meta:
         verbose_name_plural = "routing policies"
+        permissions = [("toggle_stop_switch", "Can turn a model's stop switch on or off")]
 
     def __str__(self) -> str:
         return f"Routing policy of {self.model.name}"
@@ -104,6 +105,7 @@ class Prediction(models.Model):
     history = HistoricalRecords(excluded_fields=PERSONAL_DATA_FIELDS)
 
     class Meta:
+        permissions = [("report_outcome", "Can report the real-world outcome of a prediction")]
         constraints = [
             models.UniqueConstraint(fields=["model", "external_id"], name="unique_external_id_per_model"),
         ]
@@ -136,6 +138,10 @@ class ReviewTask(models.Model):
     history = HistoricalRecords()
 
     class Meta:
+        permissions = [
+            ("review_cases", "Can claim and review cases on the reviewer pages"),
+            ("adjudicate_cases", "Can resolve escalated cases and reopen decisions on appeal"),
+        ]
         indexes = [
             models.Index(
                 fields=["-priority", "due_at", "id"],

@@ -1,0 +1,126 @@
+"""Recording final decisions: one code path for automatic (bulk) and human (single) decisions.
+
+A decision is written with its history row, a ledger event and one outbox row per matching webhook, all in
+the caller's transaction, so a receiver that is down loses nothing and a rolled-back decision sends nothing.
+"""
+
+from collections.abc import Sequence
+
+from django.db import transaction
+from django.db.models import Q
+from simple_history.utils import bulk_create_with_history
+
+from audits.ledger import LedgerEntry, ledger_append_many
+from reviews.models import Decision, Prediction, Webhook, WebhookDelivery
+
+DECISION_FINAL_EVENT = "decision.final"
+
+
+def decision_webhook_payload(decision: Decision, prediction: Prediction) -> dict:
+    """What downstream systems receive: the final answer and where it came from, no personal data."""
+    return {
+        "event": DECISION_FINAL_EVENT,
+        "decision": {
+            "id": decision.pk,
+            "prediction_id": prediction.pk,
+            "external_id": prediction.external_id,
+            "model_id": prediction.model_id,
+            "version_id": prediction.version_id,
+            "label": decision.final_label,
+            "source": decision.source,
+            "agreement": decision.agreement,
+            "decided_at": decision.decided_at.isoformat(),
+        },
+    }
+
+
+def decision_ledger_entry(decision: Decision, prediction: Prediction, *, actor, reason: str) -> LedgerEntry:
+    return LedgerEntry(
+        event_type="decision.made",
+        object_type="reviews.decision",
+        object_id=decision.pk,
+        actor=actor,
+        payload={
+            "decision_id": decision.pk,
+            "prediction_id": prediction.pk,
+            "external_id": prediction.external_id,
+            "model_id": prediction.model_id,
+            "version_id": prediction.version_id,
+            "label": decision.final_label,
+            "source": decision.source,
+            "agreement": decision.agreement,
+            "input_sha256": prediction.input_sha256,
+            "reason": reason,
+        },
+    )
+
+
+def webhook_deliveries_build(decisions: Sequence[Decision], predictions_by_id: dict[int, Prediction]):
+    """Outbox rows for every active webhook subscribed to final decisions of these decisions' models."""
+    model_ids = {decision.model_id for decision in decisions}
+    webhooks = [
+        webhook
+        for webhook in Webhook.objects.filter(is_active=True).filter(Q(model__isnull=True) | Q(model_id__in=model_ids))
+        if DECISION_FINAL_EVENT in webhook.events
+    ]
+    return [
+        WebhookDelivery(
+            webhook=webhook,
+            event=DECISION_FINAL_EVENT,
+            payload=decision_webhook_payload(decision, predictions_by_id[decision.prediction_id]),
+        )
+        for decision in decisions
+        for webhook in webhooks
+        if webhook.model_id in (None, decision.model_id)
+    ]
+
+
+def decisions_create_bulk(
+    *, decisions: Sequence[Decision], predictions_by_id: dict[int, Prediction], actor, reason: str
+) -> tuple[list[Decision], list[LedgerEntry], list[WebhookDelivery]]:
+    """Insert decisions with history and outbox rows; return the ledger entries for the caller to append.
+
+    The caller appends the entries (with any others of the same transaction) in one chained ledger run.
+    """
+    with transaction.atomic():
+        saved = bulk_create_with_history(
+            list(decisions),
+            Decision,
+            batch_size=1000,
+            default_user=actor if getattr(actor, "is_authenticated", False) else None,
+            default_change_reason=reason,
+        )
+        deliveries = WebhookDelivery.objects.bulk_create(
+            webhook_deliveries_build(saved, predictions_by_id), batch_size=1000
+        )
+    entries = [
+        decision_ledger_entry(decision, predictions_by_id[decision.prediction_id], actor=actor, reason=reason)
+        for decision in saved
+    ]
+    return saved, entries, deliveries
+
+
+@transaction.atomic
+def decision_record(
+    *,
+    prediction: Prediction,
+    final_label: str,
+    source: str,
+    agreement: float | None,
+    decided_by,
+    reason: str,
+) -> Decision:
+    """Record one final decision (consensus or adjudication) with history, ledger event and webhooks."""
+    decision = Decision(
+        prediction=prediction,
+        model_id=prediction.model_id,
+        final_label=final_label,
+        source=source,
+        agreement=agreement,
+        decided_by=decided_by,
+    )
+    (saved,), entries, _ = decisions_create_bulk(
+        decisions=[decision], predictions_by_id={prediction.pk: prediction}, actor=decided_by, reason=reason
+    )
+    ledger_append_many(entries)
+    return saved
