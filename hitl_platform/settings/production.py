@@ -8,7 +8,7 @@ from hitl_platform.settings.base import ALLOWED_HOSTS, CELERY_BROKER_URL, SECRET
 
 DEBUG = False
 
-if not SECRET_KEY or len(SECRET_KEY) < 50:
+if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
     raise ImproperlyConfigured("SECRET_KEY must be set to a random value of at least 50 characters.")
 if not ALLOWED_HOSTS:
     raise ImproperlyConfigured("ALLOWED_HOSTS must list the host names this service answers to.")

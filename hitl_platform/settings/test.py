@@ -16,3 +16,5 @@ STORAGES = {
 # Tests run tasks eagerly; tests marked celery_worker switch to a real worker themselves.
 CELERY_TASK_ALWAYS_EAGER = True
 LOGGING = {"version": 1, "disable_existing_loggers": False}
+STATIC_ROOT = None
+WHITENOISE_USE_FINDERS = True
