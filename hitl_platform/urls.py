@@ -24,3 +24,5 @@ urlpatterns = [
     path("api/v1/", include((api_v1, "api-v1"))),
     path("review/", include("reviews.urls")),
 ]
+
+handler404 = "hitl_platform.views.not_found"

@@ -1,6 +1,8 @@
 from django.contrib.auth.decorators import login_required
+from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
+from django.views import defaults
 
 from hitl_platform.roles import Role
 
@@ -17,3 +19,10 @@ def home(request):
         except NoReverseMatch:
             pass
     return render(request, "home.html")
+
+
+def not_found(request, exception):
+    """API clients get JSON for an unknown URL, like every other API error; people get the HTML page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)

@@ -4,6 +4,13 @@ from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
 from models_registry.choices import ModelTask, PromotionStatus, RiskTier, Stage
+from models_registry.validators import (
+    validate_feature_schema,
+    validate_label_set,
+    validate_labels,
+    validate_metrics,
+    validate_sensitive_attributes,
+)
 
 
 class MLModel(models.Model):
@@ -12,13 +19,20 @@ class MLModel(models.Model):
     name = models.SlugField(max_length=100, unique=True, help_text="Unique slug, used in API URLs.")
     description = models.TextField(blank=True)
     task = models.CharField(max_length=20, choices=ModelTask.choices, default=ModelTask.BINARY)
-    labels = models.JSONField(default=list, help_text="The labels the model (and a reviewer) may give.")
+    labels = models.JSONField(
+        default=list, validators=[validate_labels], help_text="The labels the model (and a reviewer) may give."
+    )
     positive_label = models.CharField(
         max_length=100, blank=True, help_text="The favourable outcome, for selection-rate fairness metrics."
     )
-    feature_schema = models.JSONField(default=dict, blank=True, help_text="JSON Schema of a prediction's input.")
+    feature_schema = models.JSONField(
+        default=dict, blank=True, validators=[validate_feature_schema], help_text="JSON Schema of a prediction's input."
+    )
     sensitive_attributes = models.JSONField(
-        default=list, blank=True, help_text="Names of the attributes audits group by; never shown to reviewers."
+        default=list,
+        blank=True,
+        validators=[validate_sensitive_attributes],
+        help_text="Names of the attributes audits group by; never shown to reviewers.",
     )
     risk_tier = models.CharField(max_length=20, choices=RiskTier.choices, default=RiskTier.MEDIUM)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_models")
@@ -40,6 +54,10 @@ class MLModel(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        if isinstance(self.labels, list):
+            validate_label_set(task=self.task, labels=self.labels, positive_label=self.positive_label)
+
 
 def model_file_path(instance: "ModelVersion", filename: str) -> str:
     return f"model_files/{instance.model.name}/v{instance.number}-{instance.artifact_sha256[:16]}.skops"
@@ -54,7 +72,7 @@ class ModelVersion(models.Model):
     artifact_sha256 = models.CharField(max_length=64, blank=True, db_index=True)
     artifact_size = models.PositiveBigIntegerField(null=True, blank=True)
     library_versions = models.JSONField(default=dict, blank=True)
-    metrics = models.JSONField(default=dict, blank=True)
+    metrics = models.JSONField(default=dict, blank=True, validators=[validate_metrics])
     description = models.TextField(blank=True, help_text="What it was trained on.")
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
     stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.CANDIDATE, db_index=True)

@@ -1,7 +1,14 @@
-"""API tokens: exchanged for a username and password, stored hashed (knox), expiring, revocable."""
+"""API tokens: exchanged for a username and password, stored hashed (knox), expiring, revocable.
+
+knox keeps only a SHA-512 digest of each token and a short prefix to find it by; the token itself is shown
+once, in the response that creates it. Tokens expire after ``REST_KNOX["TOKEN_TTL"]``; an expired token is
+refused (401) and deleted. A token is revoked by its holder (``auth/token/revoke/``) or by an administrator
+deleting it in the console.
+"""
 
 from django.contrib.auth import authenticate
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.contrib.knox_auth_token import KnoxTokenScheme
+from drf_spectacular.utils import extend_schema
 from knox.models import AuthToken
 from knox.views import LogoutView
 from rest_framework import serializers, status
@@ -10,8 +17,18 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from hitl_platform.api.authentication import TokenAuthentication
+from hitl_platform.api.serializers import StrictSerializer
 
-class TokenRequestSerializer(serializers.Serializer):
+
+class TokenAuthenticationScheme(KnoxTokenScheme):
+    """Documents our subclass in the OpenAPI schema as knox's own (``Authorization: Token <key>``)."""
+
+    target_class = "hitl_platform.api.authentication.TokenAuthentication"
+    name = "tokenAuth"
+
+
+class TokenRequestSerializer(StrictSerializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
 
@@ -47,6 +64,8 @@ class ObtainTokenView(APIView):
 class RevokeTokenView(LogoutView):
     """Revoke the token this request was made with."""
 
-    @extend_schema(request=None, responses={204: inline_serializer("Empty", fields={})}, tags=["auth"])
+    authentication_classes = (TokenAuthentication,)
+
+    @extend_schema(request=None, responses={204: None}, tags=["auth"])
     def post(self, request, format=None):
         return super().post(request, format=format)

@@ -4,7 +4,8 @@ from rest_framework.permissions import BasePermission
 class RolePermission(BasePermission):
     """Declares, per HTTP method, the Django permissions a view needs (``required_permissions``).
 
-    A method that a view does not list is refused, so a new endpoint is closed until someone opens it.
+    A method that a view implements but does not list is refused, so a new endpoint is closed until someone
+    opens it. A method the view does not implement at all is let through to DRF, which answers 405.
     """
 
     def has_permission(self, request, view) -> bool:
@@ -13,5 +14,5 @@ class RolePermission(BasePermission):
         required: dict[str, tuple[str, ...]] = getattr(view, "required_permissions", {})
         method = "GET" if request.method in ("HEAD", "OPTIONS") else request.method
         if method not in required:
-            return False
+            return not hasattr(view, request.method.lower())
         return request.user.has_perms(required[method])

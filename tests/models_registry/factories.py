@@ -1,15 +1,18 @@
 import io
+import pickle
 
 import factory
+import joblib
 import numpy as np
 import skops.io as sio
 from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import SimpleUploadedFile
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from models_registry.choices import ModelTask, RiskTier, Stage
-from models_registry.models import MLModel, ModelVersion
+from models_registry.models import MLModel, ModelVersion, PromotionRequest
 from tests.factories import UserFactory
 
 CREDIT_FEATURE_SCHEMA = {
@@ -79,3 +82,30 @@ class ModelVersionFactory(factory.django.DjangoModelFactory):
         self.artifact_size = len(content)
         self.artifact.save("model.skops", ContentFile(content), save=False)
         self.save()
+
+
+class PromotionRequestFactory(factory.django.DjangoModelFactory):
+    """A pending request by the version's registrant; decide it with ``promotion_request_decide``."""
+
+    class Meta:
+        model = PromotionRequest
+
+    version = factory.SubFactory(ModelVersionFactory)
+    target_stage = Stage.PRODUCTION
+    requester = factory.SelfAttribute("version.created_by")
+    rationale = "Beats the current version on the holdout set."
+
+
+def skops_upload(content: bytes | None = None, name: str = "model.skops") -> SimpleUploadedFile:
+    """A model file as an ML engineer's script uploads it (a real pipeline unless ``content`` is given)."""
+    return SimpleUploadedFile(name, content if content is not None else skops_bytes(), "application/octet-stream")
+
+
+def pickle_bytes(estimator=None) -> bytes:
+    return pickle.dumps(estimator if estimator is not None else trained_credit_pipeline())
+
+
+def joblib_bytes(estimator=None, compress: int = 0) -> bytes:
+    buffer = io.BytesIO()
+    joblib.dump(estimator if estimator is not None else trained_credit_pipeline(), buffer, compress=compress)
+    return buffer.getvalue()

@@ -48,3 +48,15 @@ def test_the_openapi_schema_is_served(client, ml_engineer):
     response = client.get(reverse("api-v1:schema"), HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert response.status_code == 200
     assert "openapi" in response.json()
+
+
+def test_an_unknown_api_url_answers_json_404(client, db):
+    response = client.get("/api/v1/no-such-thing/")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}
+
+
+def test_an_unknown_page_answers_html_404(client, db):
+    response = client.get("/no-such-page/")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")

@@ -1,0 +1,213 @@
+"""The registry API for ML engineers: thin views over the registry's selectors and services."""
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.generics import GenericAPIView
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.response import Response
+
+from hitl_platform.api.permissions import RolePermission
+from models_registry.api.serializers import (
+    MLModelCreateInputSerializer,
+    MLModelOutputSerializer,
+    MLModelUpdateInputSerializer,
+    ModelVersionCreateInputSerializer,
+    ModelVersionOutputSerializer,
+    PromotionRequestCreateInputSerializer,
+    PromotionRequestOutputSerializer,
+)
+from models_registry.models import MLModel, ModelVersion
+from models_registry.selectors import ml_model_list, model_version_list, promotion_request_list
+from models_registry.services import (
+    ml_model_register,
+    ml_model_update,
+    model_version_register,
+    promotion_request_create,
+)
+
+VIEW_MODEL = "models_registry.view_mlmodel"
+VIEW_VERSION = "models_registry.view_modelversion"
+VIEW_REQUEST = "models_registry.view_promotionrequest"
+
+NAME_PARAMETER = OpenApiParameter("name", str, OpenApiParameter.PATH, description="The model's name (a slug).")
+NUMBER_PARAMETER = OpenApiParameter("number", int, OpenApiParameter.PATH, description="The version number.")
+TAGS = ["models"]
+
+
+class IsModelOwnerOrSuperuserForWrites(BasePermission):
+    """Anyone allowed to read may read; only the model's owner or an administrator may change it."""
+
+    message = "Only the model's owner or an administrator may change it."
+
+    def has_object_permission(self, request, view, obj: MLModel) -> bool:
+        if request.method in SAFE_METHODS:
+            return True
+        return request.user.is_superuser or obj.owner_id == request.user.pk
+
+
+class RegistryView(GenericAPIView):
+    permission_classes = (RolePermission,)
+    # Each view declares the permissions of every method it implements (see RolePermission).
+    required_permissions: dict[str, tuple[str, ...]] = {}
+
+    def paginated(self, queryset, serializer_class) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(queryset))
+        return self.get_paginated_response(serializer_class(page, many=True).data)
+
+    def model_from_url(self) -> MLModel:
+        return get_object_or_404(MLModel.objects.only("id", "name", "labels"), name=self.kwargs["name"])
+
+    def version_from_url(self) -> ModelVersion:
+        return get_object_or_404(model_version_list(), model__name=self.kwargs["name"], number=self.kwargs["number"])
+
+
+@extend_schema(tags=TAGS)
+class MLModelListCreateView(RegistryView):
+    required_permissions = {"GET": (VIEW_MODEL,), "POST": ("models_registry.add_mlmodel",)}
+    filterset_fields = ("task", "risk_tier")
+
+    def get_queryset(self):
+        return ml_model_list()
+
+    @extend_schema(summary="List registered models", responses=MLModelOutputSerializer(many=True))
+    def get(self, request):
+        return self.paginated(self.get_queryset(), MLModelOutputSerializer)
+
+    @extend_schema(
+        summary="Register a model (you become its owner)",
+        request=MLModelCreateInputSerializer,
+        responses={201: MLModelOutputSerializer},
+    )
+    def post(self, request):
+        serializer = MLModelCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        model = ml_model_register(owner=request.user, **serializer.validated_data)
+        return Response(MLModelOutputSerializer(ml_model_list().get(pk=model.pk)).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(tags=TAGS, parameters=[NAME_PARAMETER])
+class MLModelDetailView(RegistryView):
+    permission_classes = (RolePermission, IsModelOwnerOrSuperuserForWrites)
+    required_permissions = {"GET": (VIEW_MODEL,), "PATCH": ("models_registry.change_mlmodel",)}
+
+    def get_object(self) -> MLModel:
+        model = get_object_or_404(ml_model_list(), name=self.kwargs["name"])
+        self.check_object_permissions(self.request, model)
+        return model
+
+    @extend_schema(summary="A model and its model card", responses=MLModelOutputSerializer)
+    def get(self, request, name: str):
+        return Response(MLModelOutputSerializer(self.get_object()).data)
+
+    @extend_schema(
+        summary="Change a model's definition or model card (owner or administrator)",
+        request=MLModelUpdateInputSerializer,
+        responses=MLModelOutputSerializer,
+    )
+    def patch(self, request, name: str):
+        model = self.get_object()
+        serializer = MLModelUpdateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        changes = dict(serializer.validated_data)
+        reason = changes.pop("reason", "").strip() or f"Changed through the API: {', '.join(sorted(changes))}."
+        ml_model_update(model=model, actor=request.user, changes=changes, reason=reason)
+        return Response(MLModelOutputSerializer(ml_model_list().get(pk=model.pk)).data)
+
+
+@extend_schema(tags=TAGS, parameters=[NAME_PARAMETER])
+class ModelVersionListCreateView(RegistryView):
+    required_permissions = {"GET": (VIEW_VERSION,), "POST": ("models_registry.add_modelversion",)}
+    filterset_fields = ("stage",)
+
+    def get_queryset(self):
+        return model_version_list().filter(model__name=self.kwargs.get("name", ""))
+
+    @extend_schema(summary="List a model's versions", responses=ModelVersionOutputSerializer(many=True))
+    def get(self, request, name: str):
+        self.model_from_url()
+        return self.paginated(self.get_queryset(), ModelVersionOutputSerializer)
+
+    @extend_schema(
+        summary="Register the next version, with an optional skops model file",
+        request={
+            "multipart/form-data": ModelVersionCreateInputSerializer,
+            "application/json": ModelVersionCreateInputSerializer,
+        },
+        responses={201: ModelVersionOutputSerializer},
+    )
+    def post(self, request, name: str):
+        # Refuse an absurd body before reading it: the file's own limit plus the form fields' limit.
+        content_length = request.META.get("CONTENT_LENGTH") or "0"
+        limit = settings.MODEL_FILE_MAX_BYTES + settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if content_length.isdigit() and int(content_length) > limit:
+            raise RequestDataTooBig(f"The request body is larger than {limit} bytes.")
+        model = self.model_from_url()
+        serializer = ModelVersionCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        version = model_version_register(
+            model=model,
+            actor=request.user,
+            metrics=data["metrics"],
+            description=data["description"],
+            artifact=data.get("artifact"),
+            parent_number=data.get("parent_version"),
+        )
+        output = ModelVersionOutputSerializer(model_version_list().get(pk=version.pk))
+        return Response(output.data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(tags=TAGS, parameters=[NAME_PARAMETER, NUMBER_PARAMETER])
+class ModelVersionDetailView(RegistryView):
+    required_permissions = {"GET": (VIEW_VERSION,)}
+
+    @extend_schema(
+        summary="A version: stage, file hash, library versions, metrics, lineage",
+        responses=ModelVersionOutputSerializer,
+    )
+    def get(self, request, name: str, number: int):
+        return Response(ModelVersionOutputSerializer(self.version_from_url()).data)
+
+
+@extend_schema(tags=TAGS, parameters=[NAME_PARAMETER, NUMBER_PARAMETER])
+class PromotionRequestListCreateView(RegistryView):
+    required_permissions = {"GET": (VIEW_REQUEST,), "POST": ("models_registry.add_promotionrequest",)}
+
+    def get_queryset(self):
+        return promotion_request_list().filter(
+            version__model__name=self.kwargs.get("name", ""), version__number=self.kwargs.get("number", 0)
+        )
+
+    @extend_schema(summary="A version's promotion requests", responses=PromotionRequestOutputSerializer(many=True))
+    def get(self, request, name: str, number: int):
+        self.version_from_url()
+        return self.paginated(self.get_queryset(), PromotionRequestOutputSerializer)
+
+    @extend_schema(
+        summary="Request a promotion (someone else decides: four-eyes)",
+        request=PromotionRequestCreateInputSerializer,
+        responses={201: PromotionRequestOutputSerializer},
+    )
+    def post(self, request, name: str, number: int):
+        version = self.version_from_url()
+        serializer = PromotionRequestCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        promotion_request = promotion_request_create(version=version, actor=request.user, **serializer.validated_data)
+        output = PromotionRequestOutputSerializer(promotion_request_list().get(pk=promotion_request.pk))
+        return Response(output.data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(tags=TAGS)
+class PromotionRequestDetailView(RegistryView):
+    required_permissions = {"GET": (VIEW_REQUEST,)}
+
+    @extend_schema(
+        summary="A promotion request, its decision and the gate results it was decided on",
+        responses=PromotionRequestOutputSerializer,
+    )
+    def get(self, request, request_id: int):
+        promotion_request = get_object_or_404(promotion_request_list(), pk=request_id)
+        return Response(PromotionRequestOutputSerializer(promotion_request).data)
