@@ -76,7 +76,9 @@ class RoutingPolicy(models.Model):
 class Prediction(models.Model):
     """One case: a model's answer on one input, how it was routed and why, and the outcome seen later."""
 
-    model = models.ForeignKey(MLModel, on_delete=models.PROTECT, related_name="predictions")
+    # No index of its own: the unique (model, external_id) and (model, -created_at) indexes both lead with it,
+    # and every index is paid for on the intake hot path.
+    model = models.ForeignKey(MLModel, on_delete=models.PROTECT, related_name="predictions", db_index=False)
     version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="predictions")
     external_id = models.CharField(max_length=200, help_text="The caller's idempotency key, unique per model.")
     payload_sha256 = models.CharField(max_length=64, help_text="Hash of the submitted item, to detect conflicts.")
@@ -102,7 +104,12 @@ class Prediction(models.Model):
     submitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
-    history = HistoricalRecords(excluded_fields=PERSONAL_DATA_FIELDS)
+    # History is looked up by the prediction's id (and date); the copied foreign keys and dates need no
+    # index of their own there, and each one costs a write on every routed prediction.
+    history = HistoricalRecords(
+        excluded_fields=PERSONAL_DATA_FIELDS,
+        no_db_index=["model", "version", "submitted_by", "outcome_reported_by", "created_at"],
+    )
 
     class Meta:
         permissions = [("report_outcome", "Can report the real-world outcome of a prediction")]
@@ -135,7 +142,7 @@ class ReviewTask(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     decided_at = models.DateTimeField(null=True, blank=True)
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(no_db_index=["prediction", "model"])
 
     class Meta:
         permissions = [
@@ -218,7 +225,8 @@ class Decision(models.Model):
     """The final label of one prediction: what downstream systems consume and what audits audit."""
 
     prediction = models.OneToOneField(Prediction, on_delete=models.PROTECT, related_name="decision")
-    model = models.ForeignKey(MLModel, on_delete=models.PROTECT, related_name="decisions")
+    # Indexed by decision_model_id (model, id), which also serves the decisions feed.
+    model = models.ForeignKey(MLModel, on_delete=models.PROTECT, related_name="decisions", db_index=False)
     final_label = models.CharField(max_length=100)
     source = models.CharField(max_length=20, choices=DecisionSource.choices)
     agreement = models.FloatField(null=True, blank=True, help_text="Share of reviews that agreed (human sources).")
@@ -227,7 +235,7 @@ class Decision(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(no_db_index=["prediction", "model", "decided_by"])
 
     class Meta:
         indexes = [

@@ -8,12 +8,13 @@ from collections.abc import Sequence
 
 from django.db import transaction
 from django.db.models import Q
-from simple_history.utils import bulk_create_with_history
+from django.utils import timezone
 
 from audits.ledger import LedgerEntry, ledger_append_many
+from models_registry.models import MLModel
 from reviews.models import Decision, Prediction, Webhook, WebhookDelivery
-
-DECISION_FINAL_EVENT = "decision.final"
+from reviews.services.bulk import bulk_create_with_history_fast
+from reviews.services.webhooks import DECISION_FINAL_EVENT, webhook_deliveries_enqueue
 
 
 def decision_webhook_payload(decision: Decision, prediction: Prediction) -> dict:
@@ -56,13 +57,34 @@ def decision_ledger_entry(decision: Decision, prediction: Prediction, *, actor, 
 
 
 def webhook_deliveries_build(decisions: Sequence[Decision], predictions_by_id: dict[int, Prediction]):
-    """Outbox rows for every active webhook subscribed to final decisions of these decisions' models."""
+    """Outbox rows for every active webhook subscribed to final decisions of these decisions' models.
+
+    A webhook without a model receives the decisions of every model its owner may read: the models they own
+    (every model, for a superuser), never another team's.
+    """
+    if not decisions:
+        return []
     model_ids = {decision.model_id for decision in decisions}
     webhooks = [
         webhook
-        for webhook in Webhook.objects.filter(is_active=True).filter(Q(model__isnull=True) | Q(model_id__in=model_ids))
+        for webhook in Webhook.objects.filter(is_active=True)
+        .filter(Q(model_id__in=model_ids) | Q(model__isnull=True))
+        .select_related("owner")
         if DECISION_FINAL_EVENT in webhook.events
     ]
+    if not webhooks:
+        return []
+    owner_of_model = (
+        dict(MLModel.objects.filter(id__in=model_ids).values_list("id", "owner_id"))
+        if any(webhook.model_id is None for webhook in webhooks)
+        else {}
+    )
+
+    def subscribed(webhook: Webhook, decision: Decision) -> bool:
+        if webhook.model_id is not None:
+            return webhook.model_id == decision.model_id
+        return webhook.owner.is_superuser or webhook.owner_id == owner_of_model[decision.model_id]
+
     return [
         WebhookDelivery(
             webhook=webhook,
@@ -71,7 +93,7 @@ def webhook_deliveries_build(decisions: Sequence[Decision], predictions_by_id: d
         )
         for decision in decisions
         for webhook in webhooks
-        if webhook.model_id in (None, decision.model_id)
+        if subscribed(webhook, decision)
     ]
 
 
@@ -80,19 +102,21 @@ def decisions_create_bulk(
 ) -> tuple[list[Decision], list[LedgerEntry], list[WebhookDelivery]]:
     """Insert decisions with history and outbox rows; return the ledger entries for the caller to append.
 
-    The caller appends the entries (with any others of the same transaction) in one chained ledger run.
+    The caller appends the entries (with any others of the same transaction) in one chained ledger run. The
+    outbox rows are sent by a Celery task enqueued when the outermost transaction commits.
     """
     with transaction.atomic():
-        saved = bulk_create_with_history(
+        saved = bulk_create_with_history_fast(
             list(decisions),
             Decision,
-            batch_size=1000,
             default_user=actor if getattr(actor, "is_authenticated", False) else None,
             default_change_reason=reason,
+            default_date=timezone.now(),
         )
         deliveries = WebhookDelivery.objects.bulk_create(
             webhook_deliveries_build(saved, predictions_by_id), batch_size=1000
         )
+        webhook_deliveries_enqueue([delivery.pk for delivery in deliveries])
     entries = [
         decision_ledger_entry(decision, predictions_by_id[decision.prediction_id], actor=actor, reason=reason)
         for decision in saved

@@ -1,0 +1,261 @@
+"""Prediction intake, predictions, outcomes, the decisions feed and webhooks. Thin: services do the work."""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.exceptions import ValidationError
+from rest_framework.generics import ListAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from hitl_platform.api.pagination import StandardCursorPagination
+from hitl_platform.api.parsers import JSONParser
+from hitl_platform.api.permissions import RolePermission
+from reviews.api.serializers import (
+    DecisionFilterSerializer,
+    DecisionSerializer,
+    ErrorDetailSerializer,
+    IntakeConflictResponseSerializer,
+    IntakeErrorResponseSerializer,
+    OutcomeInputSerializer,
+    OutcomeSerializer,
+    PredictionBatchResultSerializer,
+    PredictionBatchSerializer,
+    PredictionItemSerializer,
+    PredictionResultSerializer,
+    PredictionSerializer,
+    WebhookCreatedSerializer,
+    WebhookSerializer,
+)
+from reviews.models import Webhook
+from reviews.selectors.predictions import (
+    decisions_for_user,
+    model_for_intake,
+    prediction_get_for_user,
+    webhooks_of_owner,
+)
+from reviews.services.intake import IntakeConflictError, IntakeValidationError, predictions_ingest
+from reviews.services.outcomes import OutcomeConflictError, prediction_report_outcome
+from reviews.services.webhooks import webhook_create, webhook_deactivate, webhook_update
+
+PREDICTION_SUBMISSION = PolymorphicProxySerializer(
+    component_name="PredictionSubmission",
+    serializers=[PredictionItemSerializer, PredictionBatchSerializer],
+    resource_type_field_name=None,
+)
+PREDICTION_SUBMISSION_RESULT = PolymorphicProxySerializer(
+    component_name="PredictionSubmissionResult",
+    serializers=[PredictionResultSerializer, PredictionBatchResultSerializer],
+    resource_type_field_name=None,
+)
+
+
+class ModelPredictionsView(APIView):
+    """Submit one prediction, or ``{"predictions": [...]}`` with up to 5,000, to be routed and decided or reviewed.
+
+    Answers 201 when anything was stored, 200 when every item was a replay of a stored one; 400 listing every
+    invalid item by index and field, or 409 listing every item whose external_id is stored with another
+    payload: in both cases nothing is stored.
+    """
+
+    permission_classes = (RolePermission,)
+    required_permissions = {"POST": ("reviews.add_prediction",)}
+    parser_classes = (JSONParser,)
+
+    @extend_schema(
+        operation_id="models_predictions_create",
+        request=PREDICTION_SUBMISSION,
+        responses={
+            201: PREDICTION_SUBMISSION_RESULT,
+            200: PREDICTION_SUBMISSION_RESULT,
+            400: IntakeErrorResponseSerializer,
+            404: ErrorDetailSerializer,
+            409: IntakeConflictResponseSerializer,
+        },
+        tags=["predictions"],
+    )
+    def post(self, request: Request, name: str) -> Response:
+        model = model_for_intake(name=name, user=request.user)
+        data = request.data
+        is_batch = isinstance(data, dict) and "predictions" in data
+        if is_batch:
+            items = data["predictions"]
+            if not isinstance(items, list) or len(data) > 1:
+                return _bad_request('Send {"predictions": [...]} with a list of predictions and nothing else.')
+        elif isinstance(data, dict):
+            items = [data]
+        else:
+            return _bad_request('Send one prediction object, or {"predictions": [...]}.')
+        try:
+            outcome = predictions_ingest(model=model, items=items, actor=request.user)
+        except IntakeValidationError as exc:
+            return Response(
+                {"detail": exc.message, "errors": [error.as_dict() for error in exc.errors]},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        except IntakeConflictError as exc:
+            return Response(
+                {"detail": exc.message, "conflicts": [conflict.as_dict() for conflict in exc.conflicts]},
+                status=status.HTTP_409_CONFLICT,
+            )
+        body = {"results": outcome.results} if is_batch else outcome.results[0]
+        return Response(body, status=status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK)
+
+
+def _bad_request(message: str) -> Response:
+    return Response(
+        {"detail": message, "errors": [{"index": None, "field": "predictions", "message": message}]},
+        status=status.HTTP_400_BAD_REQUEST,
+    )
+
+
+class PredictionDetailView(APIView):
+    """One prediction with its route reasons, current decision and review status."""
+
+    permission_classes = (RolePermission,)
+    required_permissions = {"GET": ("reviews.view_prediction",)}
+
+    @extend_schema(
+        operation_id="predictions_retrieve",
+        responses={200: PredictionSerializer, 404: ErrorDetailSerializer},
+        tags=["predictions"],
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        prediction = prediction_get_for_user(prediction_id=pk, user=request.user)
+        return Response(PredictionSerializer(prediction).data)
+
+
+class PredictionOutcomeView(APIView):
+    """Report the real-world outcome of a prediction. The same label again changes nothing; a different
+    label once one is recorded needs ``correction: true`` and a reason (else 409)."""
+
+    permission_classes = (RolePermission,)
+    required_permissions = {"POST": ("reviews.report_outcome",)}
+    parser_classes = (JSONParser,)
+
+    @extend_schema(
+        operation_id="predictions_outcome_create",
+        request=OutcomeInputSerializer,
+        responses={
+            200: OutcomeSerializer,
+            201: OutcomeSerializer,
+            400: ErrorDetailSerializer,
+            404: ErrorDetailSerializer,
+            409: ErrorDetailSerializer,
+        },
+        tags=["predictions"],
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        prediction = prediction_get_for_user(prediction_id=pk, user=request.user)
+        serializer = OutcomeInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            prediction, changed = prediction_report_outcome(
+                prediction=prediction, actor=request.user, **serializer.validated_data
+            )
+        except DjangoValidationError as exc:
+            raise ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages) from exc
+        except OutcomeConflictError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(
+            OutcomeSerializer(prediction).data, status=status.HTTP_201_CREATED if changed else status.HTTP_200_OK
+        )
+
+
+class DecisionFeedPagination(StandardCursorPagination):
+    """Oldest first by id: new decisions only ever join the end, so a consumer's cursor never skips one."""
+
+    ordering = "id"
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="decisions_list",
+        parameters=[
+            OpenApiParameter("model", str, description="Only this model's decisions (its name)."),
+            OpenApiParameter("since", OpenApiTypes.DATETIME, description="Only decisions made at or after this time."),
+            OpenApiParameter("after", int, description="Only decisions with a larger id."),
+        ],
+        tags=["decisions"],
+    )
+)
+class DecisionListView(ListAPIView):
+    """Final decisions of the models you may read, for downstream systems: cursor pages, stable id order."""
+
+    permission_classes = (RolePermission,)
+    required_permissions = {"GET": ("reviews.view_decision",)}
+    serializer_class = DecisionSerializer
+    pagination_class = DecisionFeedPagination
+    filter_backends = ()
+
+    def get_queryset(self):
+        filters = DecisionFilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        values = filters.validated_data
+        return decisions_for_user(
+            user=self.request.user,
+            model_name=values.get("model"),
+            since=values.get("since"),
+            after_id=values.get("after"),
+        )
+
+
+@extend_schema_view(
+    list=extend_schema(tags=["webhooks"]),
+    retrieve=extend_schema(tags=["webhooks"]),
+    create=extend_schema(tags=["webhooks"], responses={201: WebhookCreatedSerializer}),
+    update=extend_schema(tags=["webhooks"]),
+    partial_update=extend_schema(tags=["webhooks"]),
+    destroy=extend_schema(tags=["webhooks"], description="Deactivate the webhook; what it was sent stays on record."),
+)
+class WebhookViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Your webhooks: receivers of final decisions, signed with a secret shown once, when created."""
+
+    permission_classes = (RolePermission,)
+    required_permissions = {
+        "GET": ("reviews.view_webhook",),
+        "POST": ("reviews.add_webhook",),
+        "PUT": ("reviews.change_webhook",),
+        "PATCH": ("reviews.change_webhook",),
+        "DELETE": ("reviews.delete_webhook",),
+    }
+    serializer_class = WebhookSerializer
+    filter_backends = ()
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            # Schema generation has no user; the model is all it needs.
+            return Webhook.objects.none()
+        return webhooks_of_owner(owner=self.request.user)
+
+    def perform_create(self, serializer):
+        try:
+            serializer.instance, _secret = webhook_create(owner=self.request.user, **serializer.validated_data)
+        except DjangoValidationError as exc:
+            raise ValidationError(exc.message_dict) from exc
+
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        self.perform_create(serializer)
+        return Response(WebhookCreatedSerializer(serializer.instance).data, status=status.HTTP_201_CREATED)
+
+    def perform_update(self, serializer):
+        try:
+            serializer.instance = webhook_update(
+                webhook=serializer.instance, changes=serializer.validated_data, actor=self.request.user
+            )
+        except DjangoValidationError as exc:
+            raise ValidationError(exc.message_dict) from exc
+
+    def perform_destroy(self, instance):
+        webhook_deactivate(webhook=instance, actor=self.request.user)

@@ -1,0 +1,115 @@
+"""Reads for the prediction API: which models a user may see, predictions with their outcome, decisions feed.
+
+Who sees what: the model's owner sees its predictions and decisions; superusers and compliance officers
+(who read everything governed) see every model's; everybody else sees nothing and gets a 404, so the
+existence of another team's model is not disclosed.
+"""
+
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Q, QuerySet
+from django.http import Http404
+
+from hitl_platform.roles import Role
+from models_registry.choices import Stage
+from models_registry.models import MLModel, ModelVersion
+from reviews.models import Decision, Prediction, RoutingPolicy, Webhook
+
+
+def user_reads_every_model(user: AbstractBaseUser) -> bool:
+    if user.is_superuser:
+        return True
+    # Cached on the user object for the request, like Django's own permission cache.
+    if not hasattr(user, "_reads_every_model"):
+        user._reads_every_model = user.groups.filter(name=Role.COMPLIANCE_OFFICER.value).exists()
+    return user._reads_every_model
+
+
+def models_visible_to(user: AbstractBaseUser) -> QuerySet[MLModel]:
+    models = MLModel.objects.all()
+    return models if user_reads_every_model(user) else models.filter(owner=user)
+
+
+def model_for_intake(*, name: str, user: AbstractBaseUser) -> MLModel:
+    """The model a user submits predictions to: theirs (or any, for a superuser), else 404."""
+    models = MLModel.objects.filter(name=name)
+    if not user.is_superuser:
+        models = models.filter(owner=user)
+    model = models.first()
+    if model is None:
+        raise Http404(f"No model named {name!r} that you own.")
+    return model
+
+
+def routing_policy_for_model(*, model: MLModel) -> RoutingPolicy | None:
+    """The model's policy with whoever last flipped its stop switch (named in routing reasons)."""
+    return RoutingPolicy.objects.select_related("model", "stop_switch_changed_by").filter(model=model).first()
+
+
+def versions_for_intake(*, model: MLModel, numbers: set[int]) -> list[ModelVersion]:
+    """The versions a batch names, plus the production version that items without one default to."""
+    return list(
+        ModelVersion.objects.filter(model=model)
+        .filter(Q(number__in=numbers) | Q(stage=Stage.PRODUCTION))
+        .only("id", "model_id", "number", "stage", "artifact", "artifact_sha256")
+    )
+
+
+def existing_predictions_by_external_id(*, model: MLModel, external_ids: list[str]) -> dict[str, dict]:
+    """Stored predictions among these external ids, with their decision and task: one IN query."""
+    rows = Prediction.objects.filter(model=model, external_id__in=external_ids).values(
+        "id",
+        "external_id",
+        "payload_sha256",
+        "route",
+        "route_reasons",
+        "decision__final_label",
+        "decision__source",
+        "review_task__id",
+    )
+    return {row["external_id"]: row for row in rows}
+
+
+def prediction_get_for_user(*, prediction_id: int, user: AbstractBaseUser) -> Prediction:
+    """One prediction with its version, decision and review task, if the user may see its model; else 404."""
+    prediction = (
+        Prediction.objects.filter(pk=prediction_id, model__in=models_visible_to(user))
+        .select_related("model", "version", "decision", "review_task", "outcome_reported_by")
+        .defer("sensitive_attributes")
+        .first()
+    )
+    if prediction is None:
+        raise Http404("No such prediction.")
+    return prediction
+
+
+def decisions_for_user(
+    *, user: AbstractBaseUser, model_name: str | None = None, since: datetime | None = None, after_id: int | None = None
+) -> QuerySet[Decision]:
+    """Final decisions of the models a user may see, oldest first, for downstream consumers."""
+    decisions = Decision.objects.select_related("model", "prediction", "prediction__version").only(
+        "id",
+        "final_label",
+        "source",
+        "agreement",
+        "decided_at",
+        "model__name",
+        "prediction__id",
+        "prediction__external_id",
+        "prediction__version__number",
+    )
+    if not user_reads_every_model(user):
+        decisions = decisions.filter(model__owner=user)
+    if model_name:
+        decisions = decisions.filter(model__name=model_name)
+    if since is not None:
+        decisions = decisions.filter(decided_at__gte=since)
+    if after_id is not None:
+        decisions = decisions.filter(id__gt=after_id)
+    return decisions
+
+
+def webhooks_of_owner(*, owner: AbstractBaseUser) -> QuerySet[Webhook]:
+    """The active webhooks a user registered; a deleted webhook is deactivated and no longer listed."""
+    return Webhook.objects.filter(owner=owner, is_active=True).select_related("model").order_by("id")

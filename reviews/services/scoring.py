@@ -1,0 +1,123 @@
+"""Hosted scoring: the platform answers for items sent without a label, with the version's own model file.
+
+A batch is scored with one vectorised ``predict_proba`` call per version; the model file is loaded with the
+registry's trusted loader, which caches it per process by SHA-256.
+
+Input columns, in this order of precedence:
+1. An estimator fitted on a DataFrame knows its column names (``feature_names_in_``): it gets a DataFrame with
+   exactly those columns.
+2. Otherwise it gets a 2-D array whose columns follow ``"x-feature-order"`` of the model's feature schema
+   (a list of property names in training order), if the schema has one;
+3. else the schema's ``required`` list, when it names every property.
+The order of the schema's ``properties`` object is not used: PostgreSQL's jsonb does not keep the key order
+of an object, so it would silently feed a model its columns in another order. A model trained on an array
+with several features and none of the declarations above is not scored; the error says what to declare.
+A feature an item leaves out is passed as missing (NaN).
+"""
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models_registry.artifacts import ModelFileUnavailable, load_trusted_model
+from models_registry.models import MLModel, ModelVersion
+
+logger = logging.getLogger(__name__)
+
+
+class ScoringError(Exception):
+    """Hosted scoring is impossible for this batch; the message says why and what the caller can do."""
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    label: str
+    confidence: float
+    scores: dict[str, float]
+
+
+FEATURE_ORDER_KEYWORD = "x-feature-order"
+
+
+def feature_columns(model: MLModel) -> list[str] | None:
+    """The column order of an array-trained model, from its feature schema; None when it does not say."""
+    schema = model.feature_schema or {}
+    properties = set(schema.get("properties", {}))
+    declared = schema.get(FEATURE_ORDER_KEYWORD)
+    if isinstance(declared, list) and declared and all(isinstance(name, str) for name in declared):
+        return declared
+    required = schema.get("required")
+    if isinstance(required, list) and properties and set(required) == properties and len(required) == len(properties):
+        return required
+    if len(properties) == 1:
+        return list(properties)
+    return None
+
+
+def _design_matrix(estimator: Any, columns: list[str], features: Sequence[Mapping[str, Any]]) -> Any:
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is not None:
+        return pd.DataFrame({name: [row.get(name) for row in features] for name in names}, columns=list(names))
+    rows = [[row.get(column) for column in columns] for row in features]
+    try:
+        # The common case: numeric features, None becoming NaN.
+        return np.array(rows, dtype=float)
+    except (TypeError, ValueError):
+        return np.array(rows, dtype=object)
+
+
+def score_batch(*, model: MLModel, version: ModelVersion, features: Sequence[Mapping[str, Any]]) -> list[Score]:
+    """Label, confidence (the top probability) and per-label scores for each item, in order."""
+    if not version.artifact:
+        raise ScoringError(
+            f"Version {version.number} of {model.name} has no model file, so the platform cannot score it: "
+            "send label and confidence with each prediction, or use a version with a model file."
+        )
+    try:
+        estimator = load_trusted_model(version)
+    except ModelFileUnavailable as exc:
+        # The registry checked the file at upload; failing now (file altered or gone) is an operations problem,
+        # reported to the caller with the registry's reason rather than as a server error.
+        logger.error("hosted scoring unavailable: %s", exc)
+        raise ScoringError(str(exc)) from exc
+    if not hasattr(estimator, "predict_proba"):
+        raise ScoringError(f"The model of version {version.number} of {model.name} gives no probabilities.")
+
+    columns = feature_columns(model)
+    if getattr(estimator, "feature_names_in_", None) is None:
+        if columns is None:
+            raise ScoringError(
+                f"The model file of version {version.number} of {model.name} was trained without column names, "
+                f'and the feature schema does not say the column order: add "{FEATURE_ORDER_KEYWORD}": '
+                "[the feature names in training order] to the schema, or train on a DataFrame."
+            )
+        expected = getattr(estimator, "n_features_in_", len(columns))
+        if expected != len(columns):
+            raise ScoringError(
+                f"Version {version.number} of {model.name} expects {expected} features; the feature schema "
+                f"orders {len(columns)}."
+            )
+    matrix = _design_matrix(estimator, columns or [], features)
+    try:
+        probabilities = np.asarray(estimator.predict_proba(matrix), dtype=float)
+    except Exception as exc:
+        # The estimator's own complaint (a missing value, a category it never saw) is the useful message.
+        raise ScoringError(f"Hosted scoring with version {version.number} of {model.name} failed: {exc}") from exc
+
+    classes = [str(label) for label in estimator.classes_]
+    unknown = sorted(set(classes) - set(model.labels))
+    if unknown:
+        raise ScoringError(
+            f"Version {version.number} of {model.name} predicts labels that are not the model's labels: "
+            f"{', '.join(unknown)}."
+        )
+    best = probabilities.argmax(axis=1)
+    confidences = probabilities[np.arange(len(best)), best].tolist()
+    return [
+        Score(label=classes[index], confidence=confidence, scores=dict(zip(classes, row, strict=True)))
+        for index, confidence, row in zip(best.tolist(), confidences, probabilities.tolist(), strict=True)
+    ]

@@ -1,0 +1,252 @@
+"""Webhooks: downstream receivers of final decisions, and the sender that drains the outbox.
+
+Outbox rows (``WebhookDelivery``) are written in the decision's own transaction (``reviews.services.decisions``)
+and sent after commit by a Celery task; a periodic task sends whatever is due (retries, and anything enqueued
+while the broker was away), so a receiver that is down loses nothing.
+
+Sending, several workers at once:
+1. Claim: in a short transaction, due pending rows are selected ``FOR UPDATE SKIP LOCKED`` (PostgreSQL), so two
+   workers never claim the same row; each claimed row's attempt is counted and its ``next_attempt_at`` moved
+   a lease ahead, so no other worker finds it due while it is being sent. No lock is held during HTTP.
+2. Send: JSON POST, signed (below), 10 s timeout, redirects not followed. Any 2xx is delivered.
+3. Record: delivered; or retried with exponential back-off (30 s, 1, 2, 4 ... min, at most 1 h apart); or,
+   after ``MAX_ATTEMPTS``, failed. Once a receiver fails, its other deliveries of the run wait, untried, for
+   the same retry time. A worker that dies mid-send leaves the row due again when the lease ends: delivery
+   is at least once, and receivers de-duplicate by the delivery id.
+
+Signature: ``X-HITL-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>``, with
+``X-HITL-Timestamp`` (Unix seconds; receivers should refuse old ones) and ``X-HITL-Delivery`` (the delivery's
+UUID, the same on every retry). The secret is generated here, shown to the owner once, and never historised.
+"""
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from models_registry.models import MLModel
+from reviews.choices import DeliveryStatus
+from reviews.models import Webhook, WebhookDelivery
+
+DECISION_FINAL_EVENT = "decision.final"
+WEBHOOK_EVENTS = (DECISION_FINAL_EVENT,)
+MAX_ATTEMPTS = 12
+BACKOFF_BASE = timedelta(seconds=30)
+BACKOFF_CAP = timedelta(hours=1)
+SEND_LEASE = timedelta(minutes=2)
+SEND_TIMEOUT_SECONDS = 10
+SEND_BATCH_SIZE = 100
+USER_AGENT = "hitl-platform-webhooks/1"
+
+_url_validator = URLValidator(schemes=["http", "https"])
+
+
+def webhook_signature(*, secret: str, timestamp: int, body: bytes) -> str:
+    """The ``X-HITL-Signature`` value a receiver recomputes to trust a delivery."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def backoff_delay(attempts: int) -> timedelta:
+    """How long to wait after the given number of failed attempts: doubling from 30 s, capped at an hour."""
+    return min(BACKOFF_BASE * 2 ** max(attempts - 1, 0), BACKOFF_CAP)
+
+
+def _clean(*, owner, url: Any, events: Any, model: MLModel | None) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    try:
+        _url_validator(url)
+    except ValidationError:
+        errors["url"] = ["Enter an http or https URL."]
+    if not isinstance(events, list) or not events or any(event not in WEBHOOK_EVENTS for event in events):
+        errors["events"] = [f"Choose one or more of: {', '.join(WEBHOOK_EVENTS)}."]
+    if model is not None and model.owner_id != owner.pk and not owner.is_superuser:
+        errors["model"] = ["You may only subscribe to models you own."]
+    return errors
+
+
+@transaction.atomic
+def webhook_create(*, owner, url: str, events: list[str], model: MLModel | None = None) -> tuple[Webhook, str]:
+    """Register a receiver; return it and its secret, which is never shown again."""
+    errors = _clean(owner=owner, url=url, events=events, model=model)
+    if errors:
+        raise ValidationError(errors)
+    secret = secrets.token_hex(32)
+    webhook = Webhook(owner=owner, url=url, events=sorted(set(events)), model=model, secret=secret)
+    webhook._history_user = owner
+    webhook._change_reason = "Webhook registered by its owner."
+    webhook.save()
+    return webhook, secret
+
+
+@transaction.atomic
+def webhook_update(*, webhook: Webhook, changes: dict[str, Any], actor) -> Webhook:
+    """Change a receiver's url, events, model or active flag."""
+    url = changes.get("url", webhook.url)
+    events = changes.get("events", webhook.events)
+    model = changes.get("model", webhook.model)
+    errors = _clean(owner=webhook.owner, url=url, events=events, model=model)
+    is_active = changes.get("is_active", webhook.is_active)
+    if not isinstance(is_active, bool):
+        errors["is_active"] = ["Enter true or false."]
+    if errors:
+        raise ValidationError(errors)
+    webhook.url, webhook.events, webhook.model, webhook.is_active = url, sorted(set(events)), model, is_active
+    webhook._history_user = actor
+    webhook._change_reason = "Webhook changed by its owner."
+    webhook.save(update_fields=["url", "events", "model", "is_active"])
+    return webhook
+
+
+@transaction.atomic
+def webhook_deactivate(*, webhook: Webhook, actor) -> Webhook:
+    """Stop a receiver for good. Its row stays, because its deliveries (the record of what was sent) do."""
+    webhook.is_active = False
+    webhook._history_user = actor
+    webhook._change_reason = "Webhook deleted by its owner."
+    webhook.save(update_fields=["is_active"])
+    return webhook
+
+
+def webhook_deliveries_enqueue(delivery_ids: Sequence[int]) -> None:
+    """Send these outbox rows after the current transaction commits (never for a rolled-back decision)."""
+    if not delivery_ids:
+        return
+    # Imported here: the tasks module imports the services, which import this module.
+    from reviews.tasks import send_webhook_deliveries
+
+    transaction.on_commit(partial(send_webhook_deliveries.delay, list(delivery_ids)))
+
+
+def _claim(*, now: datetime, delivery_ids: Sequence[int] | None, limit: int) -> list[WebhookDelivery]:
+    with transaction.atomic():
+        due = WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
+        if delivery_ids is not None:
+            due = due.filter(id__in=delivery_ids)
+        claimed = list(
+            due.select_related("webhook")
+            .select_for_update(skip_locked=True, of=("self",))
+            .order_by("next_attempt_at", "id")[:limit]
+        )
+        if claimed:
+            WebhookDelivery.objects.filter(id__in=[delivery.pk for delivery in claimed]).update(
+                attempts=F("attempts") + 1, next_attempt_at=now + SEND_LEASE
+            )
+    for delivery in claimed:
+        delivery.attempts += 1
+    return claimed
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    status_code: int | None
+    error: str
+
+    @property
+    def delivered(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    # A redirect would re-send a signed body to a URL its owner never registered.
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
+
+
+def _post(delivery: WebhookDelivery) -> SendResult:
+    body = json.dumps(
+        {**delivery.payload, "delivery_id": str(delivery.delivery_id)}, separators=(",", ":"), sort_keys=True
+    ).encode()
+    timestamp = int(time.time())
+    request = urllib.request.Request(
+        delivery.webhook.url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "X-HITL-Event": delivery.event,
+            "X-HITL-Delivery": str(delivery.delivery_id),
+            "X-HITL-Timestamp": str(timestamp),
+            "X-HITL-Signature": webhook_signature(secret=delivery.webhook.secret, timestamp=timestamp, body=body),
+        },
+    )
+    try:
+        with _opener.open(request, timeout=SEND_TIMEOUT_SECONDS) as response:
+            return SendResult(status_code=response.status, error="")
+    except urllib.error.HTTPError as exc:
+        return SendResult(status_code=exc.code, error=f"HTTP {exc.code} {exc.reason}")
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return SendResult(status_code=None, error=f"{type(exc).__name__}: {reason}"[:1000])
+
+
+def _record(delivery: WebhookDelivery, result: SendResult, *, now: datetime, give_up: bool = False) -> None:
+    delivery.last_status_code = result.status_code
+    delivery.last_error = result.error
+    if result.delivered:
+        delivery.status = DeliveryStatus.DELIVERED
+        delivery.delivered_at = now
+    elif give_up or delivery.attempts >= MAX_ATTEMPTS:
+        delivery.status = DeliveryStatus.FAILED
+    else:
+        delivery.next_attempt_at = now + backoff_delay(delivery.attempts)
+    delivery.save(update_fields=["status", "last_status_code", "last_error", "delivered_at", "next_attempt_at"])
+
+
+@dataclass(frozen=True, slots=True)
+class SendSummary:
+    claimed: int
+    delivered: int
+
+
+def _postpone(delivery: WebhookDelivery, *, until: datetime) -> None:
+    # Not tried, so the claim's attempt is given back.
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        attempts=F("attempts") - 1,
+        next_attempt_at=until,
+        last_error="Not sent: the receiver failed on another delivery just before; retried with it.",
+    )
+
+
+def webhook_deliveries_send(*, delivery_ids: Sequence[int] | None = None, limit: int = SEND_BATCH_SIZE) -> SendSummary:
+    """Claim up to ``limit`` due deliveries (of these ids only, if given), send them, record each result.
+
+    Once a receiver fails, its other deliveries of this run are postponed untried to its retry time, so a
+    receiver that is down (or hangs until the timeout) costs one request per run, not one per delivery.
+    """
+    claimed = _claim(now=timezone.now(), delivery_ids=delivery_ids, limit=limit)
+    delivered = 0
+    retry_at: dict[int, datetime] = {}
+    for delivery in claimed:
+        if not delivery.webhook.is_active:
+            result = SendResult(status_code=None, error="The webhook was deleted before this delivery was sent.")
+            _record(delivery, result, now=timezone.now(), give_up=True)
+            continue
+        if delivery.webhook_id in retry_at:
+            _postpone(delivery, until=retry_at[delivery.webhook_id])
+            continue
+        result = _post(delivery)
+        _record(delivery, result, now=timezone.now())
+        if result.delivered:
+            delivered += 1
+        else:
+            retry_at[delivery.webhook_id] = delivery.next_attempt_at
+    return SendSummary(claimed=len(claimed), delivered=delivered)
