@@ -1,3 +1,15 @@
+from django.urls import path
+
+from reviews import views
+
 app_name = "reviews"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.queue, name="queue"),
+    path("next/", views.next_task, name="next"),
+    path("assignments/<int:pk>/", views.review, name="review"),
+    path("assignments/<int:pk>/skip/", views.skip, name="skip"),
+    path("reviews/<int:pk>/correct/", views.correct, name="correct"),
+    path("adjudication/", views.adjudication_list, name="adjudication"),
+    path("adjudication/<int:task_pk>/", views.adjudicate, name="adjudicate"),
+]

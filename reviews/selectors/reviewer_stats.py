@@ -1,0 +1,211 @@
+"""Agreement statistics and per-reviewer figures, for the admin dashboards and the weighted consensus rule.
+
+The arithmetic lives in the pure modules `reviews.agreement` and `reviews.consensus`; this module only reads
+the rows they need, in one query each, and shapes them. What counts:
+
+- each reviewer's current review of a case (a correction replaces the review it corrects); adjudications are
+  final calls, not ratings, and are left out;
+- inter-rater agreement, agreement with the final decision and agreement with the model use real cases only:
+  gold cases (answered by every reviewer) would swamp them, and they measure accuracy instead;
+- a period filters on when the review was given (`since` inclusive, `until` exclusive).
+"""
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import combinations
+
+from django.db.models import QuerySet
+
+from reviews.agreement import (
+    MatchRate,
+    agreement_with_final,
+    cohens_kappa,
+    fleiss_kappa,
+    krippendorff_alpha_nominal,
+    median_time_by_reviewer,
+    model_agreement_rate,
+    percent_agreement,
+    reviewer_accuracy_on_gold,
+)
+from reviews.consensus import estimate_reviewer_reliability
+from reviews.models import Review
+
+# How many of a model's most recent reviews the reliability estimate rests on: enough for a stable estimate
+# of every active reviewer, few enough to run inside the submit that completes a case.
+RELIABILITY_WINDOW = 5000
+
+
+@dataclass(frozen=True)
+class ReviewerFigures:
+    """One reviewer's quality figures; a MatchRate is None when there was nothing to compare with."""
+
+    reviewer_id: int
+    username: str
+    reviews: int
+    gold_accuracy: MatchRate | None
+    agreement_with_final: MatchRate | None
+    model_agreement: MatchRate | None
+    median_seconds: float | None
+
+
+@dataclass(frozen=True)
+class PairKappa:
+    """Cohen's kappa of two reviewers over the cases both reviewed."""
+
+    reviewer_ids: tuple[int, int]
+    items: int
+    kappa: float | None
+
+
+@dataclass(frozen=True)
+class AgreementStatistics:
+    """Agreement among reviewers on real cases, and each reviewer's figures. None means undefined."""
+
+    items: int
+    ratings: int
+    percent_agreement: float | None
+    fleiss_kappa: float | None
+    fleiss_items: int
+    fleiss_raters: int
+    krippendorff_alpha: float | None
+    pairwise_kappa: list[PairKappa]
+    reviewers: list[ReviewerFigures]
+
+
+def current_reviews(
+    *, model_id: int | None = None, since: datetime | None = None, until: datetime | None = None
+) -> QuerySet[Review]:
+    """Each reviewer's current (uncorrected, non-adjudication) reviews, optionally of one model and period."""
+    reviews = Review.objects.filter(is_adjudication=False, corrections__isnull=True)
+    if model_id is not None:
+        reviews = reviews.filter(task__model_id=model_id)
+    if since is not None:
+        reviews = reviews.filter(created_at__gte=since)
+    if until is not None:
+        reviews = reviews.filter(created_at__lt=until)
+    return reviews
+
+
+def agreement_statistics(
+    *,
+    model_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    reviewer_id: int | None = None,
+) -> AgreementStatistics:
+    """Percent agreement, Fleiss' kappa, Krippendorff's alpha, pairwise Cohen's kappa and reviewer figures.
+
+    With `reviewer_id`, only the cases that reviewer reviewed count, and only their figures are listed.
+    Fleiss' kappa needs the same number of ratings on every case: it is computed over the cases with the
+    most common number of ratings (at least two), reported as `fleiss_items` and `fleiss_raters`.
+    """
+    rows = list(
+        current_reviews(model_id=model_id, since=since, until=until)
+        .order_by("task_id", "reviewer_id")
+        .values_list(
+            "reviewer_id",
+            "reviewer__username",
+            "task_id",
+            "label",
+            "time_spent_seconds",
+            "task__prediction__predicted_label",
+            "task__prediction__is_gold",
+            "task__prediction__gold_label",
+            "task__prediction__decision__final_label",
+        )
+    )
+    if reviewer_id is not None:
+        mine = {task_id for reviewer, _, task_id, *_ in rows if reviewer == reviewer_id}
+        rows = [row for row in rows if row[2] in mine]
+
+    usernames: dict[int, str] = {}
+    real: list[tuple[int, int, str]] = []
+    gold_reviews: list[tuple[int, int, str]] = []
+    gold: dict[int, str] = {}
+    final: dict[int, str] = {}
+    model_labels: dict[int, str] = {}
+    times: list[tuple[int, float]] = []
+    for reviewer, username, task_id, label, seconds, predicted, is_gold, gold_label, final_label in rows:
+        usernames[reviewer] = username
+        times.append((reviewer, seconds))
+        if is_gold:
+            gold_reviews.append((reviewer, task_id, label))
+            gold[task_id] = gold_label
+            continue
+        real.append((reviewer, task_id, label))
+        model_labels[task_id] = predicted
+        if final_label is not None:
+            final[task_id] = final_label
+
+    by_item: dict[int, dict[int, str]] = defaultdict(dict)
+    for reviewer, task_id, label in real:
+        by_item[task_id][reviewer] = label
+    items = [list(labels.values()) for labels in by_item.values()]
+    rated_counts = Counter(len(ratings) for ratings in items if len(ratings) >= 2)
+    fleiss_raters = max(rated_counts, key=lambda count: (rated_counts[count], count)) if rated_counts else 0
+    fleiss_items = [ratings for ratings in items if len(ratings) == fleiss_raters]
+
+    listed = sorted(usernames) if reviewer_id is None else [reviewer_id]
+    gold_rates = reviewer_accuracy_on_gold(gold_reviews, gold)
+    final_rates = agreement_with_final(real, final)
+    model_rates = model_agreement_rate(real, model_labels)
+    medians = median_time_by_reviewer(times)
+    review_counts = Counter(reviewer for reviewer, *_ in rows)
+    return AgreementStatistics(
+        items=len(items),
+        ratings=len(real),
+        percent_agreement=percent_agreement(items),
+        fleiss_kappa=fleiss_kappa(fleiss_items) if fleiss_items else None,
+        fleiss_items=len(fleiss_items),
+        fleiss_raters=fleiss_raters,
+        krippendorff_alpha=krippendorff_alpha_nominal(items),
+        pairwise_kappa=_pairwise_kappa(by_item, only=reviewer_id),
+        reviewers=[
+            ReviewerFigures(
+                reviewer_id=reviewer,
+                username=usernames.get(reviewer, ""),
+                reviews=review_counts[reviewer],
+                gold_accuracy=gold_rates.get(reviewer),
+                agreement_with_final=final_rates.get(reviewer),
+                model_agreement=model_rates.get(reviewer),
+                median_seconds=medians.get(reviewer),
+            )
+            for reviewer in listed
+            if reviewer in usernames
+        ],
+    )
+
+
+def _pairwise_kappa(by_item: dict[int, dict[int, str]], *, only: int | None) -> list[PairKappa]:
+    pairs: dict[tuple[int, int], list[tuple[str, str]]] = defaultdict(list)
+    for labels in by_item.values():
+        for first, second in combinations(sorted(labels), 2):
+            if only is None or only in (first, second):
+                pairs[first, second].append((labels[first], labels[second]))
+    return [
+        PairKappa(reviewer_ids=pair, items=len(labelled), kappa=cohens_kappa(labelled))
+        for pair, labelled in sorted(pairs.items())
+    ]
+
+
+def reviewer_reliabilities(*, model_id: int, window: int = RELIABILITY_WINDOW) -> dict[int, float]:
+    """Each reviewer's estimated accuracy on this model (one-coin Dawid-Skene over gold and agreement).
+
+    Reads the model's most recent `window` current reviews; reviewers absent from the result get the
+    consensus module's default reliability.
+    """
+    rows = (
+        current_reviews(model_id=model_id)
+        .order_by("-id")
+        .values_list("task_id", "reviewer_id", "label", "task__prediction__is_gold", "task__prediction__gold_label")[
+            :window
+        ]
+    )
+    answers: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    gold: dict[int, str] = {}
+    for task_id, reviewer, label, is_gold, gold_label in rows:
+        answers[task_id].append((reviewer, label))
+        if is_gold and gold_label:
+            gold[task_id] = gold_label
+    return estimate_reviewer_reliability(answers, gold=gold).accuracy
