@@ -1,4 +1,10 @@
+from django.conf import settings
 from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from simple_history.models import HistoricalRecords
+
+from audits.choices import ExportFormat, ExportKind, JobStatus, LedgerCheckStatus
 
 
 class DecisionEvent(models.Model):
@@ -7,6 +13,7 @@ class DecisionEvent(models.Model):
     Rows are written only by ``audits.ledger``. Each row's hash covers its own content and the previous row's
     hash, so altering, removing, inserting or reordering any row breaks the chain from that point on.
     The payload holds ids, labels, versions, reasons and input hashes, never raw personal data.
+    On PostgreSQL a trigger (migration 0002) refuses UPDATE and DELETE on this table.
     """
 
     event_type = models.CharField(max_length=50, db_index=True)
@@ -26,3 +33,121 @@ class DecisionEvent(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.event_type} {self.object_type}:{self.object_id}"
+
+
+class LedgerCheck(models.Model):
+    """One run of the full-chain verification: who asked, when, and the head hash or the first broken link.
+
+    Kept as a log, so an auditor sees that the chain was verified regularly, and the head hash of an intact
+    run can be exported and held outside the database as an anchor.
+    """
+
+    status = models.CharField(max_length=20, choices=LedgerCheckStatus.choices, default=LedgerCheckStatus.QUEUED)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Empty for scheduled runs.",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    checked = models.PositiveBigIntegerField(default=0, help_text="Events whose link was verified.")
+    head_hash = models.CharField(max_length=64, blank=True, help_text="Hash of the last verified event.")
+    last_event_id = models.BigIntegerField(null=True, blank=True)
+    broken_event_id = models.BigIntegerField(null=True, blank=True)
+    expected_hash = models.CharField(max_length=64, blank=True)
+    found_hash = models.CharField(max_length=64, blank=True)
+    problem = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Ledger check {self.pk} ({self.status})"
+
+
+def export_file_path(instance: "Export", filename: str) -> str:
+    # Under MEDIA_ROOT/exports, which no URL serves: files leave only through the permission-checked download.
+    return f"exports/{timezone.now():%Y/%m}/export-{instance.pk}-{instance.kind}.{instance.format}"
+
+
+class Export(models.Model):
+    """A requested export (one case's trail, or all decisions of a model in a period) and its file.
+
+    Written by a Celery task; status changes are historised (who asked, when it finished), progress ticks are not.
+    """
+
+    kind = models.CharField(max_length=20, choices=ExportKind.choices)
+    format = models.CharField(max_length=10, choices=ExportFormat.choices, default=ExportFormat.CSV)
+    prediction = models.ForeignKey(
+        "reviews.Prediction", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    model = models.ForeignKey(
+        "models_registry.MLModel", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    period_start = models.DateTimeField(null=True, blank=True)
+    period_end = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="Percent done.")
+    row_count = models.PositiveIntegerField(null=True, blank=True)
+    file = models.FileField(upload_to=export_file_path, blank=True, max_length=300)
+    file_sha256 = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="exports")
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    history = HistoricalRecords(excluded_fields=["progress"])
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(kind=ExportKind.CASE) | Q(prediction__isnull=False), name="case_export_names_a_case"
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind=ExportKind.DECISIONS)
+                | Q(model__isnull=False, period_start__isnull=False, period_end__isnull=False),
+                name="decisions_export_names_model_and_period",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Export {self.pk}: {self.get_kind_display()} ({self.status})"
+
+
+class DashboardDay(models.Model):
+    """One model's dashboard figures for the cases that arrived on one day: a cache, rebuilt from the records.
+
+    Counts add up over a period; the decision-time histogram and the agreement statistics are what a median and
+    Krippendorff's alpha are made of (see ``audits.dashboard_math``). Rebuilt by ``dashboard_refresh``: recent
+    days every few minutes, the whole dashboard window nightly (late outcomes, appeals, SLA states).
+    """
+
+    model = models.ForeignKey("models_registry.MLModel", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    volume = models.PositiveIntegerField(default=0)
+    auto_decided = models.PositiveIntegerField(default=0)
+    human_decided = models.PositiveIntegerField(default=0)
+    overridden = models.PositiveIntegerField(default=0, help_text="Human decisions that differ from the model.")
+    qa_total = models.PositiveIntegerField(default=0)
+    qa_correct = models.PositiveIntegerField(default=0)
+    outcome_total = models.PositiveIntegerField(default=0)
+    outcome_correct = models.PositiveIntegerField(default=0)
+    sla_breaches = models.PositiveIntegerField(default=0)
+    decision_minutes = models.JSONField(default=dict, help_text="Histogram of minutes to a human decision.")
+    agreement_cases = models.PositiveIntegerField(default=0)
+    agreement_disagreement = models.FloatField(default=0.0)
+    agreement_labels = models.JSONField(default=dict, help_text="Pairable reviewer labels, label -> count.")
+    refreshed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["model", "day"], name="one_dashboard_day_per_model")]
+        indexes = [models.Index(fields=["day"], name="dashboard_day")]
+
+    def __str__(self) -> str:
+        return f"{self.model_id} {self.day}"

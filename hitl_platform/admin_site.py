@@ -1,9 +1,149 @@
+"""The governance console: a custom AdminSite whose index is the dashboard, and the pieces every console
+changelist shares (planner-estimated counts, read-only governed records)."""
+
+import json
+import logging
+from functools import cached_property
+
 from django.contrib import admin
+from django.core.paginator import Paginator
+from django.db import DatabaseError, connection
+from django.http import HttpResponseNotAllowed
+from django.urls import path
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+
+def timestamp_column(field_name: str, description: str = ""):
+    """A changelist column showing a timestamp as "YYYY-MM-DD HH:MM:SS" in the current time zone.
+
+    Unambiguous for an audit trail, and about ten times cheaper per cell than the admin's localised date format
+    (which goes through the translation machinery for every month name): it matters at hundreds of rows a page.
+    """
+
+    @admin.display(description=description or field_name.replace("_", " "), ordering=field_name)
+    def column(obj) -> str:
+        value = getattr(obj, field_name)
+        return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+    column.__name__ = f"{field_name}_column"
+    return column
+
+
+class EstimatedCountPaginator(Paginator):
+    """Pages for tables of millions of rows without a full COUNT(*).
+
+    On PostgreSQL an unfiltered list takes the table's row estimate from ``pg_class.reltuples`` (kept by
+    autovacuum/ANALYZE) and a filtered one the planner's row estimate for its WHERE clause (EXPLAIN); either
+    way one cheap query. Small results (estimate below ``exact_below``) are counted exactly, as is everything
+    on SQLite. ``is_estimate`` tells the template to say "about".
+    """
+
+    exact_below = 10_000
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.is_estimate = False
+
+    @cached_property
+    def count(self) -> int:
+        queryset = self.object_list
+        if connection.vendor == "postgresql" and hasattr(queryset, "query"):
+            estimate = self._estimate(queryset)
+            if estimate is not None and estimate >= self.exact_below:
+                self.is_estimate = True
+                return estimate
+        return super().count
+
+    def _estimate(self, queryset) -> int | None:
+        try:
+            if not queryset.query.where:
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
+                        [queryset.model._meta.db_table],
+                    )
+                    row = cursor.fetchone()
+                return int(row[0]) if row and row[0] is not None and row[0] >= 0 else None
+            plan = json.loads(queryset.order_by().explain(format="json"))
+            return int(plan[0]["Plan"]["Plan Rows"])
+        except (DatabaseError, ValueError, KeyError, IndexError, TypeError):
+            logger.warning("Row estimate failed for %s; counting exactly", queryset.model._meta.label, exc_info=True)
+            return None
+
+
+class HistoryVersionsReadOnlyMixin:
+    """django-simple-history saves a form posted to a historical version's page whatever the permissions:
+    historical versions may be looked at, never posted back."""
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        if request.method not in ("GET", "HEAD"):
+            return HttpResponseNotAllowed(["GET", "HEAD"])
+        return super().history_form_view(request, object_id, version_id, extra_context)
+
+
+class GovernedAdminMixin(HistoryVersionsReadOnlyMixin):
+    """Read-only console view of a governed model: its records are written only by services.
+
+    Nobody (superusers included) adds, changes or deletes them here, "delete selected" is gone, and the
+    changelist never counts the whole table. Subclasses list fields on ``changelist_defer`` that the list does
+    not show (large JSON, personal data), so a page of rows does not drag them from the database.
+    """
+
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    changelist_defer: tuple[str, ...] = ()
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def get_changelist(self, request, **kwargs):
+        base = super().get_changelist(request, **kwargs)
+        deferred = self.changelist_defer
+        if not deferred:
+            return base
+
+        class DeferringChangeList(base):
+            def get_queryset(self, request, exclude_parameters=None):
+                return super().get_queryset(request, exclude_parameters).defer(*deferred)
+
+        return DeferringChangeList
 
 
 class GovernanceAdminSite(admin.AdminSite):
-    """The compliance officers' console."""
+    """The compliance officers' console: the dashboard is its index; case, appeal, ledger and export pages."""
 
     site_header = "hitl_platform governance console"
     site_title = "hitl_platform governance"
-    index_title = "Governance"
+    index_title = "Governance dashboard"
+    index_template = "admin/dashboard.html"
+
+    def index(self, request, extra_context=None):
+        from audits.views import dashboard_context
+
+        return super().index(request, {**dashboard_context(request), **(extra_context or {})})
+
+    def get_urls(self):
+        from audits import views
+
+        console = [
+            path("cases/<int:prediction_id>/", self.admin_view(views.case_page), name="case"),
+            path("decisions/<int:decision_id>/appeal/", self.admin_view(views.decision_appeal), name="decision_appeal"),
+            path("ledger/", self.admin_view(views.ledger_page), name="ledger"),
+            path("ledger/head.json", self.admin_view(views.ledger_head_download), name="ledger_head"),
+            path("exports/new/", self.admin_view(views.export_new), name="export_new"),
+            path("exports/<int:export_id>/download/", self.admin_view(views.export_download), name="export_download"),
+        ]
+        return console + super().get_urls()

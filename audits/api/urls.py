@@ -1,1 +1,9 @@
-urlpatterns: list = []
+from django.urls import path
+
+from audits.api.views import ExportDetailView, ExportDownloadView, ExportListCreateView
+
+urlpatterns = [
+    path("exports/", ExportListCreateView.as_view(), name="export-list"),
+    path("exports/<int:pk>/", ExportDetailView.as_view(), name="export-detail"),
+    path("exports/<int:pk>/download/", ExportDownloadView.as_view(), name="export-download"),
+]

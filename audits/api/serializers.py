@@ -1,0 +1,56 @@
+from django.urls import reverse
+from rest_framework import serializers
+
+from audits.choices import ExportFormat, ExportKind, JobStatus
+from audits.models import Export
+from models_registry.models import MLModel
+from reviews.models import Prediction
+
+
+class ExportRequestSerializer(serializers.Serializer):
+    """Input: one case (``prediction``), or a model's decisions made in [period_start, period_end)."""
+
+    kind = serializers.ChoiceField(choices=ExportKind.choices)
+    format = serializers.ChoiceField(choices=ExportFormat.choices, default=ExportFormat.CSV)
+    prediction = serializers.PrimaryKeyRelatedField(queryset=Prediction.objects.only("id"), required=False)
+    model = serializers.SlugRelatedField(slug_field="name", queryset=MLModel.objects.only("id", "name"), required=False)
+    period_start = serializers.DateTimeField(required=False)
+    period_end = serializers.DateTimeField(required=False)
+
+
+class ExportSerializer(serializers.ModelSerializer):
+    """Output: the export's state, and where to download the file once it is done."""
+
+    model = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    download_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Export
+        fields = [
+            "id",
+            "kind",
+            "format",
+            "prediction",
+            "model",
+            "period_start",
+            "period_end",
+            "status",
+            "progress",
+            "row_count",
+            "file_sha256",
+            "error",
+            "requested_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "download_url",
+        ]
+        read_only_fields = fields
+
+    def get_download_url(self, export: Export) -> str | None:
+        if export.status != JobStatus.DONE or not export.file:
+            return None
+        url = reverse("api-v1:export-download", args=[export.pk])
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request else url

@@ -1,0 +1,83 @@
+"""What one day contributes to the dashboard's figures, and how days combine into a period. Pure: no Django.
+
+Counts add up across days; a median and Krippendorff's alpha do not. So each day keeps what they are made of:
+a histogram of the times to a human decision (a period's median is interpolated within its bucket: accurate to
+the bucket's width, which grows with the time), and alpha's sufficient statistics (the observed disagreement and
+the pairable labels), from which a period's alpha comes out exactly as
+``reviews.agreement.krippendorff_alpha_nominal`` computes it from the items themselves (tests check both agree).
+"""
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+# Upper bounds of the decision-time buckets, in minutes; a last open bucket holds everything above.
+MINUTE_BUCKETS = (1, 5, 10, 15, 30, 45, 60, 90, 120, 180, 240, 360, 480, 720, 960, 1440, 2160, 2880, 4320, 5760)
+OPEN_BUCKET = "more"
+
+
+def minutes_bucket(minutes: float) -> str:
+    for upper in MINUTE_BUCKETS:
+        if minutes <= upper:
+            return str(upper)
+    return OPEN_BUCKET
+
+
+def histogram_of(minutes: Iterable[float]) -> dict[str, int]:
+    return dict(Counter(minutes_bucket(value) for value in minutes))
+
+
+def histograms_merge(histograms: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    total: Counter = Counter()
+    for histogram in histograms:
+        total.update(histogram)
+    return dict(total)
+
+
+def histogram_median_minutes(histogram: Mapping[str, int]) -> float | None:
+    """The median, interpolated linearly within its bucket; the open bucket's lower bound if it falls there."""
+    count = sum(histogram.values())
+    if not count:
+        return None
+    middle = count / 2
+    seen = 0
+    lower = 0.0
+    for upper in MINUTE_BUCKETS:
+        in_bucket = histogram.get(str(upper), 0)
+        if in_bucket and seen + in_bucket >= middle:
+            return lower + (upper - lower) * (middle - seen) / in_bucket
+        seen += in_bucket
+        lower = float(upper)
+    return lower
+
+
+@dataclass
+class AgreementStats:
+    """Sufficient statistics of Krippendorff's alpha (nominal) over cases with two or more ratings."""
+
+    cases: int = 0
+    disagreement: float = 0.0
+    labels: Counter = field(default_factory=Counter)
+
+    def add_case(self, label_counts: Mapping[str, int]) -> None:
+        """One case's ratings, as label -> number of reviewers who gave it; cases with one rating don't pair."""
+        ratings = sum(label_counts.values())
+        if ratings < 2:
+            return
+        self.cases += 1
+        # Ordered pairs of different labels on this case, each weighted 1 / (m - 1).
+        self.disagreement += (ratings * ratings - sum(n * n for n in label_counts.values())) / (ratings - 1)
+        self.labels.update(label_counts)
+
+    def merge(self, other: "AgreementStats") -> None:
+        self.cases += other.cases
+        self.disagreement += other.disagreement
+        self.labels.update(other.labels)
+
+    def alpha(self) -> float | None:
+        """alpha = 1 - (n - 1) * D_o / (n^2 - sum_c n_c^2); None with no pairable value or a single label."""
+        total = sum(self.labels.values())
+        expected = total * total - sum(n * n for n in self.labels.values())
+        if total == 0 or expected == 0:
+            return None
+        return 1.0 - (total - 1) * self.disagreement / expected

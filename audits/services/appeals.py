@@ -1,0 +1,78 @@
+"""Appeals: an adjudicator reopens a final decision with a reason; the original stays in the trail."""
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from audits.ledger import ledger_append
+from reviews.choices import DecisionSource
+from reviews.models import Decision, WebhookDelivery
+from reviews.services.decisions import webhook_deliveries_build
+
+
+def _require_reason(reason: str) -> str:
+    if not isinstance(reason, str) or not reason.strip():
+        raise ValidationError({"reason": ["Give a reason: it is recorded in the history and the ledger."]})
+    return reason.strip()
+
+
+DECISION_REVERSED_EVENT = "decision.reversed"
+
+
+@transaction.atomic
+def decision_reverse_on_appeal(*, decision: Decision, final_label: str, actor, reason: str) -> Decision:
+    """Reopen a final decision on appeal and replace its label: an adjudicator's call, with a reason.
+
+    The decision row keeps one current answer (what downstream systems and audits read); the original stays
+    in the trail: its history row (label, source, who, when), its ``decision.made`` ledger event, and the
+    ``decision.reversed`` event naming both labels. Subscribed webhooks receive the new final decision.
+    """
+    if not actor.has_perm("reviews.adjudicate_cases"):
+        raise PermissionDenied("Only an adjudicator may reopen a final decision.")
+    reason = _require_reason(reason)
+    locked = Decision.objects.select_for_update(of=("self",)).select_related("prediction", "model").get(pk=decision.pk)
+    if final_label not in locked.model.labels:
+        raise ValidationError({"final_label": [f"Choose one of {', '.join(locked.model.labels)}."]})
+    if final_label == locked.final_label:
+        raise ValidationError(
+            {"final_label": ["That is already the final label: an appeal that upholds it changes nothing."]}
+        )
+    previous = {
+        "label": locked.final_label,
+        "source": locked.source,
+        "decided_by_id": locked.decided_by_id,
+        "decided_at": locked.decided_at.isoformat(),
+    }
+    locked.final_label = final_label
+    locked.source = DecisionSource.ADJUDICATION
+    locked.agreement = None
+    locked.decided_by = actor
+    locked.decided_at = timezone.now()
+    locked._history_user = actor
+    locked._change_reason = f"Reversed on appeal: {reason}"
+    locked.save(update_fields=["final_label", "source", "agreement", "decided_by", "decided_at"])
+
+    prediction = locked.prediction
+    deliveries = webhook_deliveries_build([locked], {prediction.pk: prediction})
+    for delivery in deliveries:
+        delivery.payload["decision"]["reversed_on_appeal"] = {"previous_label": previous["label"]}
+    WebhookDelivery.objects.bulk_create(deliveries)
+    ledger_append(
+        event_type=DECISION_REVERSED_EVENT,
+        object_type="reviews.decision",
+        object_id=locked.pk,
+        actor=actor,
+        payload={
+            "decision_id": locked.pk,
+            "prediction_id": prediction.pk,
+            "external_id": prediction.external_id,
+            "model_id": locked.model_id,
+            "version_id": prediction.version_id,
+            "input_sha256": prediction.input_sha256,
+            "previous": previous,
+            "label": final_label,
+            "source": locked.source,
+            "reason": reason,
+        },
+    )
+    return locked

@@ -1,0 +1,41 @@
+"""Celery tasks of the audits app: thin wrappers that take ids, call one service, and log the outcome."""
+
+from celery import shared_task
+
+from audits.models import Export, LedgerCheck
+from audits.services.dashboard import dashboard_refresh_recent
+from audits.services.exports import export_run
+from audits.services.ledger_checks import ledger_check_request, ledger_check_run
+from audits.services.retention import retention_purge
+
+
+@shared_task(name="audits.export_run")
+def export_run_task(export_id: int) -> None:
+    export = Export.objects.select_related("model", "prediction", "requested_by").filter(pk=export_id).first()
+    if export is not None:
+        export_run(export=export)
+
+
+@shared_task(name="audits.ledger_check")
+def ledger_check_task(check_id: int) -> None:
+    check = LedgerCheck.objects.filter(pk=check_id).first()
+    if check is not None:
+        ledger_check_run(check=check)
+
+
+@shared_task(name="audits.ledger_check_scheduled")
+def ledger_check_scheduled_task() -> None:
+    """The nightly verification: queued like a manual one, with no requester."""
+    ledger_check_request(actor=None)
+
+
+@shared_task(name="audits.retention_purge")
+def retention_purge_task() -> dict:
+    result = retention_purge(actor=None)
+    return {"predictions_purged": result.predictions_purged, "exports_deleted": result.exports_deleted}
+
+
+@shared_task(name="audits.dashboard_refresh")
+def dashboard_refresh_task(days: int = 2) -> int:
+    """Rebuild the dashboard's last ``days`` days: 2 every few minutes, the whole window (90) nightly."""
+    return dashboard_refresh_recent(days=days)

@@ -1,0 +1,203 @@
+"""Console pages (mounted by ``GovernanceAdminSite.get_urls`` behind ``admin_view``): dashboard, case trail,
+appeal, ledger verification and head export, export requests and downloads. Thin: forms in, selectors and
+services do the work."""
+
+import json
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_http_methods
+from kombu.exceptions import OperationalError
+
+from audits.charts import Series, horizontal_bars_svg, stacked_columns_svg
+from audits.choices import JobStatus
+from audits.forms import DashboardPeriodForm, DecisionAppealForm, ExportRequestForm
+from audits.selectors.cases import case_trail
+from audits.selectors.dashboard import (
+    DASHBOARD_PERIODS,
+    DEFAULT_DASHBOARD_PERIOD,
+    dashboard_figures,
+    dashboard_last_refresh,
+)
+from audits.selectors.exports import exports_visible_to
+from audits.selectors.ledger import ledger_check_latest_intact, ledger_checks_recent, ledger_head_document
+from audits.services.appeals import decision_reverse_on_appeal
+from audits.services.exports import export_request
+from audits.services.ledger_checks import ledger_check_request
+from audits.tasks import dashboard_refresh_task
+from reviews.models import Decision
+
+logger = logging.getLogger(__name__)
+
+DASHBOARD_STALE_AFTER = timedelta(minutes=10)
+CASE_PERMISSIONS = ("reviews.view_prediction", "reviews.view_decision")
+
+
+def _require(request: HttpRequest, *permissions: str) -> None:
+    if not request.user.has_perms(permissions):
+        raise PermissionDenied
+
+
+def _context(request: HttpRequest, title: str, **extra) -> dict:
+    return {**admin.site.each_context(request), "title": title, **extra}
+
+
+def dashboard_context(request: HttpRequest) -> dict:
+    """The dashboard's part of the admin index context (empty for staff who may not read decisions)."""
+    if not request.user.has_perm("reviews.view_decision"):
+        return {}
+    form = DashboardPeriodForm(request.GET or None)
+    period = form.cleaned_data["days"] if form.is_valid() else DEFAULT_DASHBOARD_PERIOD
+    last_refresh = dashboard_last_refresh()
+    if last_refresh is None or timezone.now() - last_refresh > DASHBOARD_STALE_AFTER:
+        # The beat schedule keeps the figures fresh; if it is not running (a laptop, a stopped beat), the page
+        # asks for a rebuild of the whole window. Eager Celery runs it here; a real worker in the background.
+        try:
+            dashboard_refresh_task.delay(days=max(DASHBOARD_PERIODS))
+        except OperationalError:
+            logger.warning("Dashboard figures are stale and the broker is unreachable to rebuild them", exc_info=True)
+    dashboard = dashboard_figures(period_days=period)
+    trend = stacked_columns_svg(
+        title=f"Cases per day, last {period} days",
+        x_labels=[f"{day.day:%d %b}" for day in dashboard.days],
+        series=[
+            Series("decided automatically", "s-auto", [d.auto_decided for d in dashboard.days]),
+            Series("decided by humans", "s-human", [d.human_decided for d in dashboard.days]),
+            Series("not decided yet", "s-open", [d.volume - d.auto_decided - d.human_decided for d in dashboard.days]),
+        ],
+    )
+    per_model = horizontal_bars_svg(
+        title=f"Cases per model, last {period} days",
+        labels=[m.name for m in dashboard.models],
+        series=[
+            Series("automatic", "s-auto", [m.auto_decided for m in dashboard.models]),
+            Series("human", "s-human", [m.human_decided for m in dashboard.models]),
+            Series("not decided yet", "s-open", [m.volume - m.decided for m in dashboard.models]),
+        ],
+    )
+    return {
+        "dashboard": dashboard,
+        "period_form": form,
+        "trend_svg": mark_safe(trend),  # built by audits.charts, which escapes every label
+        "per_model_svg": mark_safe(per_model),
+    }
+
+
+def case_page(request: HttpRequest, prediction_id: int) -> HttpResponse:
+    """One prediction's whole trail: input, routing, reviews, decision, webhooks, history, verified ledger."""
+    _require(request, *CASE_PERMISSIONS)
+    trail = case_trail(prediction_id=prediction_id)
+    if trail is None:
+        raise Http404("No such case.")
+    context = _context(
+        request,
+        f"Case {trail.prediction.model.name}:{trail.prediction.external_id}",
+        trail=trail,
+        features_json=json.dumps(trail.prediction.features, indent=2, ensure_ascii=False, default=str),
+        can_appeal=trail.decision is not None and request.user.has_perm("reviews.adjudicate_cases"),
+        can_export=request.user.has_perm("audits.add_export"),
+    )
+    return TemplateResponse(request, "admin/audits/case.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+def decision_appeal(request: HttpRequest, decision_id: int) -> HttpResponse:
+    """An adjudicator reverses a final decision on appeal, with a reason."""
+    _require(request, "reviews.adjudicate_cases")
+    decision = get_object_or_404(Decision.objects.select_related("model", "prediction"), pk=decision_id)
+    form = DecisionAppealForm(request.POST or None, labels=decision.model.labels, current=decision.final_label)
+    if request.method == "POST" and form.is_valid():
+        try:
+            decision_reverse_on_appeal(
+                decision=decision,
+                final_label=form.cleaned_data["final_label"],
+                actor=request.user,
+                reason=form.cleaned_data["reason"],
+            )
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                form.add_error(field if field in form.fields else None, errors)
+        else:
+            messages.success(request, f"Decision {decision.pk} reversed on appeal; the original stays in the trail.")
+            if request.user.has_perms(CASE_PERMISSIONS):
+                return redirect("admin:case", prediction_id=decision.prediction_id)
+            return redirect("admin:index")
+    context = _context(request, f"Reverse decision {decision.pk} on appeal", decision=decision, form=form)
+    return TemplateResponse(request, "admin/audits/decision_appeal.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+def ledger_page(request: HttpRequest) -> HttpResponse:
+    """The chain's verification runs and head hash; POST queues a new full verification."""
+    _require(request, "audits.verify_ledger")
+    if request.method == "POST":
+        check = ledger_check_request(actor=request.user)
+        messages.info(request, f"Verification {check.pk} queued: the whole chain is recomputed.")
+        return redirect("admin:ledger")
+    checks = ledger_checks_recent()
+    context = _context(
+        request,
+        "Decision ledger",
+        checks=checks,
+        latest=checks[0] if checks else None,
+        latest_intact=ledger_check_latest_intact(),
+        running=any(check.status in ("queued", "running") for check in checks),
+    )
+    return TemplateResponse(request, "admin/audits/ledger.html", context)
+
+
+def ledger_head_download(request: HttpRequest) -> HttpResponse:
+    """The latest intact verification's head hash, signed and timestamped, as a JSON file to keep elsewhere."""
+    _require(request, "audits.verify_ledger")
+    check = ledger_check_latest_intact()
+    if check is None:
+        raise Http404("No intact verification yet: verify the ledger first.")
+    document = ledger_head_document(check=check, exported_by=request.user)
+    response = HttpResponse(json.dumps(document, indent=2), content_type="application/json")
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+    response["Content-Disposition"] = f'attachment; filename="ledger-head-{check.checked}-{stamp}.json"'
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+def export_new(request: HttpRequest) -> HttpResponse:
+    """Ask for an export; it is written by a Celery task and offered for download on its page when done."""
+    _require(request, "audits.add_export")
+    initial = {key: request.GET[key] for key in ("kind", "prediction", "format") if key in request.GET}
+    form = ExportRequestForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        start, end = form.period()
+        try:
+            export = export_request(
+                actor=request.user,
+                kind=form.cleaned_data["kind"],
+                format=form.cleaned_data["format"],
+                prediction=form.cleaned_data.get("prediction"),
+                model=form.cleaned_data.get("model"),
+                period_start=start,
+                period_end=end,
+            )
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                form.add_error(field if field in form.fields else None, errors)
+        else:
+            messages.success(request, f"Export {export.pk} requested.")
+            return redirect("admin:audits_export_change", export.pk)
+    return TemplateResponse(request, "admin/audits/export_new.html", _context(request, "New export", form=form))
+
+
+def export_download(request: HttpRequest, export_id: int) -> FileResponse:
+    """The finished file, to its requester (or a superuser) only; never served from a public URL."""
+    _require(request, "audits.view_export")
+    export = get_object_or_404(exports_visible_to(request.user), pk=export_id)
+    if export.status != JobStatus.DONE or not export.file:
+        raise Http404("This export has no file (not finished, failed, or removed by the retention purge).")
+    return FileResponse(export.file.open("rb"), as_attachment=True, filename=Path(export.file.name).name)

@@ -1,0 +1,76 @@
+"""Fixtures of the audits tests: a fully reviewed case, export permissions, and a way to tamper with the ledger."""
+
+from contextlib import contextmanager
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Group, Permission
+from django.db import connection
+from django.utils import timezone
+
+from hitl_platform.roles import Role
+from reviews.choices import AssignmentStatus, DecisionSource, TaskStatus
+from reviews.models import Webhook
+from reviews.services.decisions import decision_record
+from tests.reviews.factories import AssignmentFactory, PredictionFactory, ReviewFactory, ReviewTaskFactory
+
+# Not yet in hitl_platform/roles.py (asked for in the report): compliance officers export trails.
+EXPORT_PERMISSIONS = ("add_export", "view_export")
+
+
+@pytest.fixture
+def export_permissions(db):
+    """Give compliance officers the export permissions the roles matrix is asked to declare."""
+    group = Group.objects.get(name=Role.COMPLIANCE_OFFICER.value)
+    group.permissions.add(*Permission.objects.filter(content_type__app_label="audits", codename__in=EXPORT_PERMISSIONS))
+
+
+@contextmanager
+def ledger_tampering():
+    """Let a test rewrite ledger rows as an attacker with table access would.
+
+    On PostgreSQL the append-only trigger refuses that, so it is disabled for the test's transaction (the
+    ALTER TABLE is rolled back with it); SQLite has no trigger.
+    """
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE audits_decisionevent DISABLE TRIGGER audits_decisionevent_append_only")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE audits_decisionevent ENABLE TRIGGER audits_decisionevent_append_only")
+
+
+@pytest.fixture
+def reviewed_case(db, reviewer_a, reviewer_b, adjudicator):
+    """A case two reviewers disagreed on, escalated and adjudicated, with a subscribed webhook."""
+    prediction = PredictionFactory(
+        features={"credit_amount": 9800.0, "duration": 48, "age": 29},
+        route_reasons=["confidence 0.55 is below the 0.80 auto-decide threshold", "credit_amount > 8000: review"],
+        confidence=0.55,
+    )
+    Webhook.objects.create(
+        owner=prediction.model.owner, url="https://bank.example.org/hook", events=["decision.final"], secret="s" * 32
+    )
+    task = ReviewTaskFactory(prediction=prediction, status=TaskStatus.DECIDED, decided_at=timezone.now())
+    first = AssignmentFactory(task=task, reviewer=reviewer_a, status=AssignmentStatus.SUBMITTED)
+    second = AssignmentFactory(task=task, reviewer=reviewer_b, status=AssignmentStatus.SUBMITTED)
+    ReviewFactory(assignment=first, label="approve", rationale="Stable income for six years.")
+    ReviewFactory(assignment=second, label="deny", rationale="Loan is five times the monthly income.")
+    decision = decision_record(
+        prediction=prediction,
+        final_label="deny",
+        source=DecisionSource.ADJUDICATION,
+        agreement=0.5,
+        decided_by=adjudicator,
+        reason="Adjudicated: the instalment exceeds 40% of income",
+    )
+    prediction.refresh_from_db()
+    return prediction, task, decision
+
+
+def days_ago(days: float):
+    return timezone.now() - timedelta(days=days)

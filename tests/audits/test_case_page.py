@@ -1,0 +1,87 @@
+"""The case page: one prediction's whole trail, for a compliance officer answering a regulator."""
+
+from django.urls import reverse
+
+from audits.models import DecisionEvent
+from audits.selectors.cases import case_trail
+from reviews.models import Prediction
+from tests.audits.conftest import ledger_tampering
+
+
+def test_the_case_page_shows_the_whole_trail_of_a_reviewed_case(client, compliance_officer, reviewed_case):
+    prediction, _, decision = reviewed_case
+    client.force_login(compliance_officer)
+
+    response = client.get(reverse("admin:case", args=[prediction.pk]))
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    # Input, model version and routing reasons.
+    assert "9800.0" in html and "&quot;duration&quot;: 48" in html
+    assert f"{prediction.model.name} v{prediction.version.number}" in html
+    assert "credit_amount &gt; 8000: review" in html
+    # Every assignment and review with its rationale, the adjudication and the final decision.
+    assert "rita_reviewer" in html and "ravi_reviewer" in html
+    assert "Stable income for six years." in html
+    assert "Loan is five times the monthly income." in html
+    assert "<strong>deny</strong> by adjudication (ada_adjudicator)" in html
+    # The webhook sent, each history change with its reason, and the verified ledger events.
+    assert "https://bank.example.org/hook" in html
+    assert "Adjudicated: the instalment exceeds 40% of income" in html
+    event = DecisionEvent.objects.get(object_type="reviews.decision", object_id=str(decision.pk))
+    assert event.hash in html
+    assert "all verified" in html
+    # Sensitive attributes stay out of the console.
+    assert "female" not in html
+
+
+def test_the_trail_collects_history_rows_of_every_record_of_the_case(reviewed_case, adjudicator):
+    prediction, task, decision = reviewed_case
+
+    trail = case_trail(prediction_id=prediction.pk)
+
+    recorded = {(change.what, change.object_id) for change in trail.history}
+    assert ("prediction", prediction.pk) in recorded
+    assert ("review task", task.pk) in recorded
+    assert ("decision", decision.pk) in recorded
+    assert sum(1 for what, _ in recorded if what == "review") == 2
+    assert sum(1 for what, _ in recorded if what == "assignment") == 2
+    made = next(change for change in trail.history if change.what == "decision")
+    assert (made.user, made.reason) == (adjudicator.username, "Adjudicated: the instalment exceeds 40% of income")
+    assert [check.event.event_type for check in trail.ledger] == ["decision.made"]
+    assert trail.ledger_intact
+
+
+def test_the_case_page_flags_a_ledger_event_altered_after_the_fact(client, compliance_officer, reviewed_case):
+    prediction, _, decision = reviewed_case
+    event = DecisionEvent.objects.get(object_type="reviews.decision", object_id=str(decision.pk))
+    with ledger_tampering():
+        DecisionEvent.objects.filter(pk=event.pk).update(payload=event.payload.replace('"deny"', '"approve"'))
+    client.force_login(compliance_officer)
+
+    html = client.get(reverse("admin:case", args=[prediction.pk])).content.decode()
+
+    assert "VERIFICATION FAILED" in html
+    assert "content altered" in html
+
+
+def test_the_case_page_runs_a_fixed_number_of_queries(
+    client, compliance_officer, reviewed_case, django_assert_max_num_queries
+):
+    prediction, _, _ = reviewed_case
+    client.force_login(compliance_officer)
+
+    with django_assert_max_num_queries(14):
+        assert client.get(reverse("admin:case", args=[prediction.pk])).status_code == 200
+
+
+def test_an_unknown_case_is_a_404_and_outsiders_are_kept_out(client, compliance_officer, outsider, reviewed_case):
+    prediction, _, _ = reviewed_case
+    client.force_login(compliance_officer)
+    missing = Prediction.objects.order_by("-pk").first().pk + 1
+    assert client.get(reverse("admin:case", args=[missing])).status_code == 404
+
+    client.force_login(outsider)
+    response = client.get(reverse("admin:case", args=[prediction.pk]))
+    assert response.status_code == 302  # not staff: sent to the admin login
+    assert "9800.0" not in response.content.decode()

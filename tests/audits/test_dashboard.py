@@ -1,0 +1,177 @@
+"""The dashboard (the console's index): per model figures over a period, charts, in a fixed number of queries."""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from audits.models import DashboardDay
+from audits.selectors.dashboard import dashboard_figures
+from audits.services.dashboard import dashboard_refresh_recent
+from reviews.choices import AssignmentStatus, DecisionSource, Route, TaskStatus
+from reviews.models import Decision, RoutingPolicy
+from tests.models_registry.factories import MLModelFactory
+from tests.reviews.factories import AssignmentFactory, PredictionFactory, ReviewFactory, ReviewTaskFactory
+
+
+def _case(model_version, *, label, final=None, source=DecisionSource.AUTO, age_days=1.0, hours_to_decide=0.0, **kw):
+    created = timezone.now() - timedelta(days=age_days)
+    prediction = PredictionFactory(version=model_version, predicted_label=label, created_at=created, **kw)
+    if final is not None:
+        Decision.objects.create(
+            prediction=prediction,
+            model=prediction.model,
+            final_label=final,
+            source=source,
+            decided_at=created + timedelta(hours=hours_to_decide),
+        )
+    return prediction
+
+
+def _reviews(prediction, labels, reviewers, *, age_days=1.0):
+    task = ReviewTaskFactory(
+        prediction=prediction, status=TaskStatus.DECIDED, created_at=timezone.now() - timedelta(days=age_days)
+    )
+    for label, reviewer in zip(labels, reviewers, strict=True):
+        assignment = AssignmentFactory(task=task, reviewer=reviewer, status=AssignmentStatus.SUBMITTED)
+        ReviewFactory(assignment=assignment, label=label)
+    return task
+
+
+@pytest.fixture
+def credit_cases(db, reviewer_a, reviewer_b):
+    """Ten cases of one model in the last week, two older ones, and a second model with none."""
+    first = PredictionFactory(predicted_label="approve", created_at=timezone.now() - timedelta(days=60))
+    version, model = first.version, first.model
+    RoutingPolicy.objects.create(model=model, stop_switch_on=True)
+    MLModelFactory(name="idle-model")
+    # Automatic decisions: three.
+    for _ in range(3):
+        _case(version, label="approve", final="approve", route=Route.AUTO)
+    # Human decisions: four, one overriding the model (deny -> approve).
+    human = [
+        _case(version, label="deny", final="deny", source=DecisionSource.CONSENSUS, hours_to_decide=1),
+        _case(version, label="deny", final="approve", source=DecisionSource.CONSENSUS, hours_to_decide=2),
+        _case(version, label="approve", final="approve", source=DecisionSource.ADJUDICATION, hours_to_decide=3),
+        _case(version, label="approve", final="approve", source=DecisionSource.CONSENSUS, hours_to_decide=30),
+    ]
+    # QA samples: two reviewed cases sampled from confident ones; the model was right on one. With them, the
+    # hours to a human decision are 1, 2, 2, 2, 3 and 30: a median of 2.
+    for final in ("approve", "deny"):
+        _case(
+            version, label="approve", final=final, source=DecisionSource.CONSENSUS, is_qa_sample=True, hours_to_decide=2
+        )
+    # Outcomes reported on two auto cases: one right, one wrong.
+    _case(version, label="approve", final="approve", outcome_label="approve")
+    # Reviewer agreement: the two reviewers agree on two cases and disagree on one.
+    _reviews(human[0], ["deny", "deny"], [reviewer_a, reviewer_b])
+    _reviews(human[1], ["approve", "approve"], [reviewer_a, reviewer_b])
+    _reviews(human[2], ["approve", "deny"], [reviewer_a, reviewer_b])
+    # The queue now: one open task on time, one past due (an SLA breach), and an open task from long ago.
+    ReviewTaskFactory(prediction=_case(version, label="deny", outcome_label="approve"))
+    ReviewTaskFactory(
+        prediction=_case(version, label="deny"), status=TaskStatus.IN_REVIEW, due_at=timezone.now() - timedelta(hours=1)
+    )
+    ReviewTaskFactory(prediction=first, created_at=first.created_at)
+    dashboard_refresh_recent(days=90)
+    return model
+
+
+def test_the_dashboard_figures_of_a_model_over_a_week(credit_cases):
+    dashboard = dashboard_figures(period_days=7)
+
+    figures = {m.name: m for m in dashboard.models}
+    credit = figures[credit_cases.name]
+    assert credit.volume == 12
+    assert (credit.auto_decided, credit.human_decided) == (4, 6)
+    assert credit.automation_rate == pytest.approx(4 / 10)
+    assert credit.override_rate == pytest.approx(2 / 6)
+    assert (credit.qa_correct, credit.qa_total) == (1, 2)
+    assert (credit.outcome_correct, credit.outcome_total) == (1, 2)
+    assert credit.queue_depth == 3
+    assert credit.sla_breaches == 1
+    # 60, 120, 120, 120, 180 and 1800 minutes: the median (120) falls in the 90-120 minute bucket, interpolated.
+    assert credit.median_hours_to_decision == pytest.approx(110 / 60)
+    assert credit.agreement_cases == 3
+    # Six pairable labels (3 deny, 3 approve), one disagreeing case: alpha = 1 - 5 * 2 / (36 - 18).
+    assert credit.agreement_alpha == pytest.approx(1 - 10 / 18)
+    assert credit.stop_switch_on is True
+    idle = figures["idle-model"]
+    assert (idle.volume, idle.automation_rate, idle.stop_switch_on) == (0, None, None)
+    assert dashboard.totals.volume == 12
+    assert sum(day.volume for day in dashboard.days) == 12
+
+
+def test_a_longer_period_takes_in_older_cases(credit_cases):
+    credit = next(m for m in dashboard_figures(period_days=90).models if m.name == credit_cases.name)
+    assert credit.volume == 13
+
+
+def test_the_console_index_is_the_dashboard_with_its_charts(client, compliance_officer, credit_cases):
+    client.force_login(compliance_officer)
+
+    response = client.get(reverse("admin:index"), {"days": 7})
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert credit_cases.name in html
+    assert "40.0 %" in html  # automation rate
+    assert "33.3 %" in html  # human override rate
+    assert html.count('<svg class="hitl-chart"') == 2
+    assert '<strong class="hitl-stop">ON</strong>' in html
+    assert "cdn" not in html.lower()
+
+
+def test_an_unknown_period_shows_a_form_error_and_the_default_period(client, compliance_officer, credit_cases):
+    client.force_login(compliance_officer)
+
+    response = client.get(reverse("admin:index"), {"days": "12"})
+
+    assert response.status_code == 200
+    assert response.context["dashboard"].period_days == 30
+    assert "Select a valid choice" in response.content.decode()
+
+
+def test_the_dashboard_runs_at_most_eight_queries_whatever_the_data(
+    client, compliance_officer, credit_cases, django_assert_max_num_queries, reviewer_a, reviewer_b
+):
+    client.force_login(compliance_officer)
+    with django_assert_max_num_queries(8) as few:
+        client.get(reverse("admin:index"))
+
+    version = credit_cases.versions.get()
+    for _ in range(15):
+        prediction = _case(version, label="approve", final="deny", source=DecisionSource.CONSENSUS)
+        _reviews(prediction, ["deny", "approve"], [reviewer_a, reviewer_b])
+    for n in range(5):
+        MLModelFactory(name=f"extra-model-{n}")
+    dashboard_refresh_recent(days=90)
+
+    with django_assert_max_num_queries(8) as more:
+        response = client.get(reverse("admin:index"), {"days": 90})
+    assert "extra-model-4" in response.content.decode()
+    assert len(few) == len(more)
+
+
+def test_the_page_rebuilds_figures_that_are_not_fresh(client, compliance_officer, credit_cases):
+    DashboardDay.objects.all().delete()
+    client.force_login(compliance_officer)
+
+    response = client.get(reverse("admin:index"), {"days": 7})
+
+    credit = next(m for m in response.context["dashboard"].models if m.name == credit_cases.name)
+    assert credit.volume == 12
+    assert DashboardDay.objects.exists()
+
+
+def test_a_refresh_replaces_the_days_it_covers_and_keeps_older_ones(credit_cases):
+    old_days = set(DashboardDay.objects.filter(day__lt=timezone.localdate() - timedelta(days=10)).values_list("day"))
+    PredictionFactory(version=credit_cases.versions.get())
+
+    dashboard_refresh_recent(days=2)
+
+    assert dashboard_figures(period_days=7).totals.volume == 13
+    assert set(DashboardDay.objects.filter(day__lt=timezone.localdate() - timedelta(days=10)).values_list("day")) == (
+        old_days
+    )
