@@ -57,6 +57,8 @@ ROLE_PERMISSIONS: dict[Role, tuple[str, ...]] = {
         "reviews.view_webhookdelivery",
         "audits.view_decisionevent",
         "audits.verify_ledger",
+        "audits.view_export",
+        "audits.add_export",
     ),
 }
 

@@ -4,6 +4,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 
 from hitl_platform.env import env_bool, env_int, env_list, env_str
 
@@ -162,7 +163,23 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 60 * 60)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_BEAT_SCHEDULE: dict = {}
+# The periodic work. django-celery-beat copies these into its tables, where operators can pause or retime them.
+CELERY_BEAT_SCHEDULE = {
+    "reviews-send-due-webhook-deliveries": {"task": "reviews.tasks.send_due_webhook_deliveries", "schedule": 60.0},
+    "reviews-sweep-review-queue": {"task": "reviews.tasks.sweep_review_queue", "schedule": 60.0},
+    "audits-dashboard-refresh-recent": {"task": "audits.dashboard_refresh", "schedule": 300.0, "kwargs": {"days": 2}},
+    "audits-dashboard-refresh-window": {
+        "task": "audits.dashboard_refresh",
+        "schedule": crontab(hour=1, minute=15),
+        "kwargs": {"days": 90},
+    },
+    "audits-retention-purge": {"task": "audits.retention_purge", "schedule": crontab(hour=2, minute=30)},
+    "audits-ledger-check": {"task": "audits.ledger_check_scheduled", "schedule": crontab(hour=3, minute=0)},
+}
+
+# How long decisions and their history are kept. audits.checks refuses anything under 183 days (EU AI Act
+# art. 19 and 26(6)); models under legal hold are never purged.
+RETENTION_DAYS = env_int("RETENTION_DAYS", 365)
 
 SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
 SIMPLE_HISTORY_REVERT_DISABLED = True

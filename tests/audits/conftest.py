@@ -1,28 +1,16 @@
-"""Fixtures of the audits tests: a fully reviewed case, export permissions, and a way to tamper with the ledger."""
+"""Fixtures of the audits tests: a fully reviewed case and a way to tamper with the ledger."""
 
 from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group, Permission
 from django.db import connection
 from django.utils import timezone
 
-from hitl_platform.roles import Role
 from reviews.choices import AssignmentStatus, DecisionSource, TaskStatus
 from reviews.models import Webhook
 from reviews.services.decisions import decision_record
 from tests.reviews.factories import AssignmentFactory, PredictionFactory, ReviewFactory, ReviewTaskFactory
-
-# Not yet in hitl_platform/roles.py (asked for in the report): compliance officers export trails.
-EXPORT_PERMISSIONS = ("add_export", "view_export")
-
-
-@pytest.fixture
-def export_permissions(db):
-    """Give compliance officers the export permissions the roles matrix is asked to declare."""
-    group = Group.objects.get(name=Role.COMPLIANCE_OFFICER.value)
-    group.permissions.add(*Permission.objects.filter(content_type__app_label="audits", codename__in=EXPORT_PERMISSIONS))
 
 
 @contextmanager

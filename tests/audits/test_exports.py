@@ -58,7 +58,7 @@ def _download(client, export: Export) -> bytes:
 
 
 def test_a_decisions_export_from_the_console_holds_every_decision_of_the_period_with_ledger_hashes(
-    client, compliance_officer, export_permissions, model_decisions, django_capture_on_commit_callbacks
+    client, compliance_officer, model_decisions, django_capture_on_commit_callbacks
 ):
     model, decisions = model_decisions
     client.force_login(compliance_officer)
@@ -92,7 +92,7 @@ def test_a_decisions_export_from_the_console_holds_every_decision_of_the_period_
 
 
 def test_a_json_decisions_export_records_the_ledger_head_and_each_decisions_events(
-    compliance_officer, export_permissions, model_decisions, django_capture_on_commit_callbacks
+    compliance_officer, model_decisions, django_capture_on_commit_callbacks
 ):
     model, decisions = model_decisions
     now = timezone.now()
@@ -120,7 +120,7 @@ def test_a_json_decisions_export_records_the_ledger_head_and_each_decisions_even
 
 
 def test_a_case_export_holds_the_trail_with_verified_ledger_events(
-    compliance_officer, export_permissions, reviewed_case, django_capture_on_commit_callbacks
+    compliance_officer, reviewed_case, django_capture_on_commit_callbacks
 ):
     prediction, _, decision = reviewed_case
     with django_capture_on_commit_callbacks(execute=True):
@@ -154,7 +154,6 @@ def test_an_export_file_is_downloaded_only_by_its_requester(
     compliance_officer,
     other_compliance_officer,
     outsider,
-    export_permissions,
     reviewed_case,
     django_capture_on_commit_callbacks,
 ):
@@ -171,7 +170,7 @@ def test_an_export_file_is_downloaded_only_by_its_requester(
     assert client.get(url).status_code == 200
 
 
-def test_the_export_form_shows_errors_instead_of_failing(client, compliance_officer, export_permissions, db):
+def test_the_export_form_shows_errors_instead_of_failing(client, compliance_officer, db):
     client.force_login(compliance_officer)
 
     response = client.post(reverse("admin:export_new"), {"kind": "decisions", "format": "csv", "start": "2026-02-01"})
@@ -184,7 +183,7 @@ def test_the_export_form_shows_errors_instead_of_failing(client, compliance_offi
 
 
 def test_the_api_exports_a_case_and_offers_its_file(
-    api_client_for, compliance_officer, export_permissions, reviewed_case, django_capture_on_commit_callbacks
+    api_client_for, compliance_officer, reviewed_case, django_capture_on_commit_callbacks
 ):
     prediction, _, _ = reviewed_case
     api = api_client_for(compliance_officer)
@@ -203,7 +202,7 @@ def test_the_api_exports_a_case_and_offers_its_file(
     assert [e["id"] for e in api.get("/api/v1/exports/").json()["results"]] == [export_id]
 
 
-def test_the_api_rejects_a_bad_export_request_with_field_errors(api_client_for, compliance_officer, export_permissions):
+def test_the_api_rejects_a_bad_export_request_with_field_errors(api_client_for, compliance_officer):
     api = api_client_for(compliance_officer)
 
     response = api.post(

@@ -16,7 +16,7 @@ from tests.reviews.factories import PredictionFactory
 
 @pytest.mark.postgres
 @pytest.mark.celery_worker
-def test_a_worker_writes_a_decisions_export_after_commit(celery_worker_process, compliance_officer, export_permissions):
+def test_a_worker_writes_a_decisions_export_after_commit(celery_worker_process, compliance_officer):
     first = PredictionFactory()
     predictions = [first, *(PredictionFactory(version=first.version) for _ in range(24))]
     Decision.objects.bulk_create(

@@ -10,7 +10,6 @@ from audits.models import Export
 from hitl_platform.admin_site import EstimatedCountPaginator
 from reviews.choices import AssignmentStatus, DecisionSource
 from reviews.models import Decision, Prediction, RoutingPolicy, Webhook, WebhookDelivery
-from tests.audits.conftest import export_permissions  # noqa: F401 - the fixture, shared with the audits tests
 from tests.reviews.factories import (
     AssignmentFactory,
     DecisionFactory,
@@ -36,7 +35,7 @@ ROWS = 12
 
 
 @pytest.fixture
-def many_rows(db, compliance_officer, reviewer_a, export_permissions):  # noqa: F811
+def many_rows(db, compliance_officer, reviewer_a):
     """A dozen rows in every console list, spread over three models."""
     versions = [PredictionFactory().version for _ in range(3)]
     for version in versions:

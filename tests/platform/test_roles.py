@@ -45,3 +45,7 @@ def test_outsiders_have_no_permission_at_all(outsider):
 
 def test_role_groups_are_created_by_migration(db):
     assert set(Group.objects.values_list("name", flat=True)) >= {role.value for role in Role}
+
+
+def test_compliance_officers_may_export_trails(compliance_officer):
+    assert compliance_officer.has_perms(["audits.add_export", "audits.view_export"])

@@ -79,3 +79,14 @@ def test_a_malformed_boolean_setting_is_refused_with_its_name():
     result = run_django_setup({"DJANGO_SETTINGS_MODULE": "hitl_platform.settings.local", "DEBUG": "maybe"})
     assert result.returncode != 0
     assert "DEBUG must be one of" in result.stderr
+
+
+def test_every_periodic_job_names_a_task_the_workers_know():
+    from django.conf import settings
+
+    from hitl_platform.celery import app
+
+    app.loader.import_default_modules()
+    scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert scheduled <= set(app.tasks), scheduled - set(app.tasks)
+    assert {"reviews.tasks.sweep_review_queue", "audits.retention_purge", "audits.ledger_check_scheduled"} <= scheduled
