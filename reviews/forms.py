@@ -2,6 +2,7 @@
 
 from django import forms
 
+from models_registry.models import MLModel
 from reviews.services.reviewing import MAX_TIME_SPENT_SECONDS
 
 
@@ -55,3 +56,50 @@ class AdjudicationForm(_LabelForm):
         strip=True,
         error_messages={"required": "Give the reason for your final call."},
     )
+
+
+class AppealSearchForm(forms.Form):
+    """Find a decided case to appeal: by model and the caller's case id, or by decision id."""
+
+    model = forms.ModelChoiceField(queryset=MLModel.objects.only("id", "name").order_by("name"), required=False)
+    external_id = forms.CharField(
+        label="Case id (external id)", max_length=200, required=False, strip=True, help_text="The caller's case id."
+    )
+    decision = forms.IntegerField(label="or decision id", min_value=1, required=False)
+
+    def clean(self):
+        data = super().clean()
+        if self.errors or data.get("decision") is not None:
+            return data
+        if not data.get("model") and not data.get("external_id"):
+            raise forms.ValidationError("Choose a model and give the case id, or give a decision id.")
+        if not data.get("model"):
+            self.add_error("model", "Choose the model the case id belongs to.")
+        if not data.get("external_id"):
+            self.add_error("external_id", "Give the case id, as the caller sent it.")
+        return data
+
+
+class AppealForm(forms.Form):
+    """Reverse a final decision on appeal: the new label and why.
+
+    Every label is offered, the current one marked: choosing it again (a second submit of the same appeal)
+    reaches the service, which answers that it is already the final label and changes nothing.
+    """
+
+    final_label = forms.ChoiceField(
+        label="New final label", widget=forms.RadioSelect, error_messages={"required": "Choose the new final label."}
+    )
+    reason = forms.CharField(
+        label="Reason for reversing it",
+        widget=forms.Textarea(attrs={"rows": 4}),
+        max_length=2000,
+        strip=True,
+        error_messages={"required": "Give a reason: it is recorded in the history and the ledger."},
+    )
+
+    def __init__(self, *args, labels: list[str], current: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["final_label"].choices = [
+            (label, f"{label} (current final label)" if label == current else label) for label in labels
+        ]

@@ -12,4 +12,6 @@ urlpatterns = [
     path("reviews/<int:pk>/correct/", views.correct, name="correct"),
     path("adjudication/", views.adjudication_list, name="adjudication"),
     path("adjudication/<int:task_pk>/", views.adjudicate, name="adjudicate"),
+    path("appeals/", views.appeals, name="appeals"),
+    path("appeals/<int:decision_id>/", views.appeal, name="appeal"),
 ]

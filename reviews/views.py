@@ -1,19 +1,26 @@
-"""The reviewer pages: my queue, next case, the review form, skip, correction, and adjudication.
+"""The reviewer pages: my queue, next case, the review form, skip, correction, adjudication, and appeals.
 
 Views are thin: they check the role, read through `reviews.selectors.queue` (which decides what a reviewer
 may see) and write through the services. A reviewer reaches only their own assignments: anybody else's is a
 404, never a 403 that would confirm it exists. People without the reviewer role get a 403.
 """
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.http import require_http_methods
 
+from audits.services.appeals import decision_reverse_on_appeal
 from reviews.choices import CLAIMABLE_TASK_STATUSES, AssignmentStatus, TaskStatus
-from reviews.forms import AdjudicationForm, CorrectionForm, ReviewForm, SkipForm
-from reviews.models import Assignment, Review, ReviewTask
+from reviews.forms import AdjudicationForm, AppealForm, AppealSearchForm, CorrectionForm, ReviewForm, SkipForm
+from reviews.models import Assignment, Decision, Review, ReviewTask
+from reviews.selectors.appeals import AppealCaseNotFound, appeal_case, appeal_case_search
 from reviews.selectors.queue import (
     adjudication_case,
     assignment_for_reviewer,
@@ -220,3 +227,52 @@ def adjudicate(request: HttpRequest, task_pk: int) -> HttpResponse:
         "reviewed_it": any(r.reviewer_id == request.user.pk and not r.is_adjudication for r in reviews),
     }
     return render(request, "reviews/adjudicate.html", context)
+
+
+@adjudicator_required
+@require_http_methods(["GET"])
+def appeals(request: HttpRequest) -> HttpResponse:
+    """Find a decided case by model and case id (or decision id) and show it, ready to be appealed."""
+    form = AppealSearchForm(request.GET or None)
+    case = None
+    if form.is_valid():
+        try:
+            case = appeal_case_search(
+                model=form.cleaned_data["model"],
+                external_id=form.cleaned_data["external_id"],
+                decision_id=form.cleaned_data["decision"],
+            )
+        except AppealCaseNotFound as missing:
+            form.add_error(None, str(missing))
+    return render(request, "reviews/appeals.html", {"form": form, "case": case})
+
+
+@adjudicator_required
+@require_http_methods(["GET", "POST"])
+def appeal(request: HttpRequest, decision_id: int) -> HttpResponse:
+    """A decided case and the form that reverses its final decision on appeal, with a reason."""
+    try:
+        case = appeal_case(decision_id=decision_id)
+    except Decision.DoesNotExist as missing:
+        raise Http404("No such decision.") from missing
+    decision = case.decision
+    form = AppealForm(request.POST or None, labels=case.labels, current=decision.final_label)
+    if request.method == "POST" and form.is_valid():
+        try:
+            reversed_decision = decision_reverse_on_appeal(
+                decision=decision,
+                final_label=form.cleaned_data["final_label"],
+                actor=request.user,
+                reason=form.cleaned_data["reason"],
+            )
+        except ValidationError as problem:
+            for name, errors in problem.message_dict.items():
+                form.add_error(name if name in form.fields else None, errors)
+        else:
+            messages.success(
+                request,
+                f"Decision {decision.pk} reversed on appeal: the final label is now {reversed_decision.final_label}. "
+                "The original decision stays in the case's trail (its history and the ledger).",
+            )
+            return redirect(f"{reverse('reviews:appeals')}?{urlencode({'decision': decision.pk})}")
+    return render(request, "reviews/appeal.html", {"case": case, "form": form})

@@ -1,4 +1,4 @@
-"""Load the demo: one account per role with fresh printed passwords, and what demo data exists so far."""
+"""Load the demo: one account per role with fresh printed passwords, and a credit-scoring model at work."""
 
 import secrets
 
@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from hitl_platform.demo import DemoCast, demo_data_load
 from hitl_platform.roles import Role
 from hitl_platform.services import user_assign_roles
 
@@ -28,6 +29,14 @@ class Command(BaseCommand):
 
     def handle(self, *args, host: str, port: str, **options):
         passwords = self._create_accounts()
+        users = {user.username: user for user in get_user_model().objects.filter(username__in=passwords)}
+        cast = DemoCast(
+            ml_engineer=users["mia"],
+            compliance_officer=users["carla"],
+            reviewers=(users["rita"], users["ravi"]),
+            adjudicator=users["ada"],
+        )
+        summary = demo_data_load(cast)
         base = f"http://{host}:{port}"
         lines = [
             "",
@@ -36,6 +45,9 @@ class Command(BaseCommand):
             f"  Reviewer pages:              {base}/review/",
             f"  API documentation:           {base}/api/v1/docs/",
             f"  Log in:                      {base}/accounts/login/",
+            "",
+            f"  Demo model credit-scoring:   {summary.predictions} cases routed, {summary.open_tasks} waiting for "
+            f"review, {summary.decided_by_people} decided by people" + ("" if summary.created else " (already loaded)"),
             "",
             "  Accounts (passwords are new on every run):",
         ]
