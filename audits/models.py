@@ -16,7 +16,7 @@ class DecisionEvent(models.Model):
     On PostgreSQL a trigger (migration 0002) refuses UPDATE and DELETE on this table.
     """
 
-    event_type = models.CharField(max_length=50, db_index=True)
+    event_type = models.CharField(max_length=50)
     actor_id = models.BigIntegerField(null=True, blank=True, help_text="User id; no foreign key, rows outlive users.")
     actor_label = models.CharField(max_length=150, help_text="Username at the time, or 'system'.")
     object_type = models.CharField(max_length=100)
@@ -24,12 +24,18 @@ class DecisionEvent(models.Model):
     payload = models.TextField(help_text="Canonical JSON (sorted keys, no spaces), exactly as hashed.")
     created_at = models.DateTimeField()
     previous_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    hash = models.CharField(max_length=64)
 
     class Meta:
         ordering = ["id"]
         permissions = [("verify_ledger", "Can verify the ledger chain and export its head hash")]
-        indexes = [models.Index(fields=["object_type", "object_id"], name="ledger_object")]
+        # Declared here rather than with db_index/unique on the fields: those add a second, LIKE-pattern
+        # index on PostgreSQL that nothing queries and every append pays for.
+        indexes = [
+            models.Index(fields=["object_type", "object_id"], name="ledger_object"),
+            models.Index(fields=["event_type"], name="ledger_event_type"),
+        ]
+        constraints = [models.UniqueConstraint(fields=["hash"], name="ledger_unique_hash")]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.event_type} {self.object_type}:{self.object_id}"

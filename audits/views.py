@@ -29,11 +29,11 @@ from audits.selectors.dashboard import (
 )
 from audits.selectors.exports import exports_visible_to
 from audits.selectors.ledger import ledger_check_latest_intact, ledger_checks_recent, ledger_head_document
-from audits.services.appeals import decision_reverse_on_appeal
 from audits.services.exports import export_request
 from audits.services.ledger_checks import ledger_check_request
 from audits.tasks import dashboard_refresh_task
 from reviews.models import Decision
+from reviews.services.appeals import decision_reverse_on_appeal
 
 logger = logging.getLogger(__name__)
 

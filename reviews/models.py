@@ -153,7 +153,8 @@ class ReviewTask(models.Model):
             models.Index(
                 fields=["-priority", "due_at", "id"],
                 name="review_task_claim_order",
-                condition=Q(status__in=CLAIMABLE_TASK_STATUSES),
+                # Full tasks leave the index too, so claims never walk past cases with no free slot.
+                condition=Q(status__in=CLAIMABLE_TASK_STATUSES, slots_taken__lt=models.F("reviews_required")),
             ),
             models.Index(fields=["status", "due_at"], name="review_task_status_due"),
         ]

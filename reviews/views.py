@@ -16,7 +16,6 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from audits.services.appeals import decision_reverse_on_appeal
 from reviews.choices import CLAIMABLE_TASK_STATUSES, AssignmentStatus, TaskStatus
 from reviews.forms import AdjudicationForm, AppealForm, AppealSearchForm, CorrectionForm, ReviewForm, SkipForm
 from reviews.models import Assignment, Decision, Review, ReviewTask
@@ -30,6 +29,7 @@ from reviews.selectors.queue import (
     review_for_correction,
     reviewer_queue_overview,
 )
+from reviews.services.appeals import decision_reverse_on_appeal
 from reviews.services.assignments import ReviewWorkflowError, assignment_claim_next, assignment_release
 from reviews.services.reviewing import review_correct, review_submit, task_adjudicate
 

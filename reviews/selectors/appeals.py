@@ -10,7 +10,7 @@ from datetime import datetime
 
 from models_registry.models import MLModel
 from reviews.models import Decision, Prediction, Review
-from reviews.selectors.queue import _display_value, _without_sensitive
+from reviews.selectors.queue import display_value, without_sensitive
 
 # Deferred on every read of this module: the appeal pages must not even hold them in memory.
 SENSITIVE_FIELDS = ("prediction__sensitive_attributes",)
@@ -102,7 +102,7 @@ def _shape(decision: Decision) -> AppealCase:
         predicted_label=prediction.predicted_label,
         confidence=prediction.confidence,
         features=[
-            (name, _display_value(value)) for name, value in _without_sensitive(prediction.features or {}, sensitive)
+            (name, display_value(value)) for name, value in without_sensitive(prediction.features or {}, sensitive)
         ],
         route_reasons=[str(reason) for reason in prediction.route_reasons or []],
         reviews=reviews,

@@ -85,7 +85,7 @@ class QueueOverview:
     count_cap: int = COUNT_CAP
 
 
-def _display_value(value: Any) -> str:
+def display_value(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int | float):
@@ -97,20 +97,20 @@ def _display_value(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def _without_sensitive(mapping: dict, sensitive: set[str]) -> list[tuple[str, Any]]:
+def without_sensitive(mapping: dict, sensitive: set[str]) -> list[tuple[str, Any]]:
     return [(name, value) for name, value in mapping.items() if name.lower() not in sensitive]
 
 
 def _explanation(explanation: Any, sensitive: set[str]) -> tuple[list[tuple[str, str]], str]:
     """Rows (largest effect first when the values are numbers) or a text, never a sensitive entry."""
     if isinstance(explanation, dict):
-        entries = _without_sensitive(explanation, sensitive)
+        entries = without_sensitive(explanation, sensitive)
         if all(isinstance(value, int | float) and not isinstance(value, bool) for _, value in entries):
             entries.sort(key=lambda entry: -abs(entry[1]))
             return [(name, f"{value:+.3g}") for name, value in entries], ""
-        return [(name, _display_value(value)) for name, value in entries], ""
+        return [(name, display_value(value)) for name, value in entries], ""
     if isinstance(explanation, list):
-        return [("", _display_value(value)) for value in explanation], ""
+        return [("", display_value(value)) for value in explanation], ""
     if explanation in (None, ""):
         return [], ""
     return [], str(explanation)
@@ -141,7 +141,7 @@ def case_view(task: ReviewTask, *, reveal_model: bool) -> CaseView:
         "version_number": prediction.version.number,
         "labels": list(model.labels),
         "features": [
-            (name, _display_value(value)) for name, value in _without_sensitive(prediction.features or {}, sensitive)
+            (name, display_value(value)) for name, value in without_sensitive(prediction.features or {}, sensitive)
         ],
         "route_reasons": shown,
         "hidden_reasons": len(reasons) - len(shown),

@@ -9,9 +9,9 @@ from django.urls import reverse
 from audits.ledger import ledger_verify
 from audits.models import DecisionEvent
 from audits.selectors.cases import case_trail
-from audits.services.appeals import decision_reverse_on_appeal
 from reviews.choices import DecisionSource
 from reviews.models import WebhookDelivery
+from reviews.services.appeals import decision_reverse_on_appeal
 
 
 def test_a_reversal_keeps_the_original_in_history_and_ledger_and_notifies_webhooks(reviewed_case, adjudicator):
