@@ -1,10 +1,9 @@
 """Bulk inserts with history rows for the intake hot path: COPY on PostgreSQL, bulk_create elsewhere.
 
 ``bulk_create_with_history`` builds a historical model instance per row and Django prepares every value
-through the field API, then (PostgreSQL, Django 5.2) sends each column as an escaped text array: on a 2-core
-machine that is most of the time of a 1,000-prediction batch. On PostgreSQL this module instead reserves the
-primary keys with one ``nextval`` query, streams the rows and their history rows with ``COPY``, and sets the
-keys on the objects, so callers get the same result: saved objects with ids, and one history row each with the
+through the field API before an array-based insert (see hitl_platform.db). On PostgreSQL this module instead
+reserves the primary keys, streams the rows and their history rows with ``COPY``, and sets the keys on the
+objects, so callers get the same result: saved objects with ids, and one history row each with the
 acting user, the reason and the date.
 
 Values go to COPY as Python values psycopg adapts (str, int, float, bool, aware datetimes, UUIDs, None); JSON
@@ -16,17 +15,30 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import orjson
 from django.db import connection, models, transaction
-from psycopg import sql
 from simple_history.utils import bulk_create_with_history, get_history_manager_for_model
+
+from hitl_platform.db import copy_rows, reserve_ids
+
+
+def _plain_json(value: Any) -> str:
+    # orjson is several times faster; it refuses what it cannot represent exactly (integers beyond 64 bits,
+    # non-string keys), which the standard encoder still writes.
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value)
 
 
 def _converter(field: models.Field) -> Callable[[Any], Any] | None:
     if isinstance(field, models.JSONField):
         encoder = field.encoder
+        if encoder is None:
+            return _plain_json
 
         def to_json(value: Any) -> Any:
-            return None if value is None else json.dumps(value, cls=encoder)
+            return json.dumps(value, cls=encoder)
 
         return to_json
     return None
@@ -34,25 +46,6 @@ def _converter(field: models.Field) -> Callable[[Any], Any] | None:
 
 def _columns_and_values(fields: Sequence[models.Field]) -> tuple[list[str], list[Callable[[Any], Any] | None]]:
     return [field.column for field in fields], [_converter(field) for field in fields]
-
-
-def _copy(table: str, columns: list[str], rows: Sequence[Sequence[Any]]) -> None:
-    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(column) for column in columns)
-    )
-    # The raw psycopg cursor, wrapped so that a failure surfaces as Django's IntegrityError and friends.
-    with connection.cursor() as cursor, connection.wrap_database_errors, cursor.cursor.copy(statement) as copy:
-        for row in rows:
-            copy.write_row(row)
-
-
-def _reserve_ids(model: type[models.Model], count: int) -> list[int]:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-            [connection.ops.quote_name(model._meta.db_table), model._meta.pk.column, count],
-        )
-        return [row[0] for row in cursor.fetchall()]
 
 
 def _needs_pre_save(field: models.Field) -> bool:
@@ -87,13 +80,13 @@ def bulk_create_with_history_fast(
 
     with transaction.atomic(savepoint=False):
         pk = model._meta.pk
-        for obj, new_id in zip(objs, _reserve_ids(model, len(objs)), strict=True):
+        for obj, new_id in zip(objs, reserve_ids(model, len(objs)), strict=True):
             setattr(obj, pk.attname, new_id)
             obj._state.adding = False
         fields = [field for field in model._meta.concrete_fields if not field.generated]
         columns, converters = _columns_and_values(fields)
         pre_save = [_needs_pre_save(field) for field in fields]
-        _copy(model._meta.db_table, columns, [_row(obj, fields, converters, pre_save) for obj in objs])
+        copy_rows(model._meta.db_table, columns, [_row(obj, fields, converters, pre_save) for obj in objs])
 
         historical = get_history_manager_for_model(model).model
         tracked = {field.attname for field in historical.tracked_fields}
@@ -122,5 +115,5 @@ def bulk_create_with_history_fast(
                 else:
                     row.append(history_values[field.attname])
             history_rows.append(row)
-        _copy(historical._meta.db_table, history_columns, history_rows)
+        copy_rows(historical._meta.db_table, history_columns, history_rows)
     return objs

@@ -29,7 +29,6 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from jsonschema.exceptions import SchemaError
-from jsonschema.validators import validator_for
 
 from audits.ledger import LedgerEntry, canonical_json, ledger_append_many, sha256_hex
 from models_registry.choices import Stage
@@ -40,6 +39,7 @@ from reviews.routing import Case, RoutingResult, route_case
 from reviews.selectors.predictions import existing_predictions_by_external_id, versions_for_intake
 from reviews.services.bulk import bulk_create_with_history_fast
 from reviews.services.decisions import decisions_create_bulk
+from reviews.services.features import feature_validator
 from reviews.services.policies import routing_policy_get_or_create_default, routing_policy_snapshot
 from reviews.services.scoring import ScoringError, score_batch
 
@@ -117,25 +117,6 @@ class _Item:
 
 
 # Compiled validators, one per (model, schema content): compiling is far slower than validating.
-_feature_validators: dict[tuple[int, str], Any] = {}
-_FEATURE_VALIDATOR_CACHE_SIZE = 256
-
-
-def feature_validator(model: MLModel) -> Any:
-    """The model's feature schema compiled once per process (and again only when the schema changes)."""
-    schema = model.feature_schema or {}
-    key = (model.pk, sha256_hex(canonical_json(schema)))
-    validator = _feature_validators.get(key)
-    if validator is None:
-        cls = validator_for(schema)
-        cls.check_schema(schema)
-        validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
-        if len(_feature_validators) >= _FEATURE_VALIDATOR_CACHE_SIZE:
-            _feature_validators.clear()
-        _feature_validators[key] = validator
-    return validator
-
-
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -147,7 +128,7 @@ def _is_probability(value: Any) -> bool:
 def _parse_items(model: MLModel, raw_items: Sequence[Any], errors: list[IntakeError]) -> list[_Item]:
     """Check every item's shape and values against the model; collect every error, return the good items."""
     try:
-        validator = feature_validator(model)
+        validator = feature_validator(model_id=model.pk, schema=model.feature_schema)
     except SchemaError as exc:
         errors.append(IntakeError(None, "features", f"The feature schema of {model.name} is not valid: {exc.message}"))
         return []
@@ -187,9 +168,8 @@ def _parse_items(model: MLModel, raw_items: Sequence[Any], errors: list[IntakeEr
         elif not isinstance(features, dict):
             error("features", "Enter a JSON object of the model's input features.")
         else:
-            for problem in validator.iter_errors(features):
-                path = ".".join(str(part) for part in problem.absolute_path)
-                error(f"features.{path}" if path else "features", problem.message)
+            for path, message in validator.problems(features):
+                error(f"features.{path}" if path else "features", message)
 
         attributes = raw.get("attributes")
         if attributes is not None:
@@ -479,7 +459,7 @@ def _store(*, model: MLModel, items: list[_Item], policy, actor) -> IntakeOutcom
             "review_task": task.pk if task is not None else None,
             "replayed": False,
         }
-    ledger_append_many(entries)
+    ledger_append_many(entries, returning=False)
     return IntakeOutcome(results=results, created=len(predictions), replayed=len(items) - len(predictions))
 
 
