@@ -1,4 +1,5 @@
-from django.contrib.auth.models import Group
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
 
 from hitl_platform.roles import ROLE_PERMISSIONS, Role, sync_role_permissions
 
@@ -49,3 +50,17 @@ def test_role_groups_are_created_by_migration(db):
 
 def test_compliance_officers_may_export_trails(compliance_officer):
     assert compliance_officer.has_perms(["audits.add_export", "audits.view_export"])
+
+
+def test_a_removed_role_stops_working_at_the_next_request(reviewer_a):
+    assert reviewer_a.has_perm("reviews.review_cases")
+    reviewer_a.groups.clear()
+
+    assert not get_user_model().objects.get(pk=reviewer_a.pk).has_perm("reviews.review_cases")
+
+
+def test_a_permission_granted_to_the_user_directly_counts_alongside_the_roles(reviewer_a):
+    reviewer_a.user_permissions.add(Permission.objects.get(codename="view_decision"))
+    user = get_user_model().objects.get(pk=reviewer_a.pk)
+
+    assert user.has_perms(["reviews.review_cases", "reviews.view_decision"])
