@@ -187,19 +187,7 @@ class LedgerVerification:
 
 
 def _stream_events(batch_size: int) -> Iterator[tuple]:
-    columns = (
-        "id",
-        "event_type",
-        "actor_id",
-        "actor_label",
-        "object_type",
-        "object_id",
-        "payload",
-        "created_at",
-        "previous_hash",
-        "hash",
-    )
-    yield from DecisionEvent.objects.order_by("id").values_list(*columns).iterator(chunk_size=batch_size)
+    yield from DecisionEvent.objects.order_by("id").values_list(*_EVENT_COLUMNS).iterator(chunk_size=batch_size)
 
 
 def ledger_verify(*, batch_size: int = 5000) -> LedgerVerification:

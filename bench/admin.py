@@ -11,9 +11,10 @@ the bench rebuilds first (as the nightly beat job does) and times. Server time i
 Django's test client (middleware, views, queries, template rendering; no network), as the median of repeated
 requests after a warm-up.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/hitl_bench_admin .venv/bin/python bench/admin.py [--rows N]
+    .venv/bin/python bench/admin.py [--rows N] [--reuse]
 
-The database named in DATABASE_URL is dropped and recreated unless --reuse is given and it already holds the data.
+Its database, hitl_bench_admin on the server of BENCH_ADMIN_DATABASE_URL (default: the local PostgreSQL), is
+dropped and recreated unless --reuse is given and it already holds the data.
 """
 
 import argparse
@@ -28,11 +29,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hitl_platform.settings.test")
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/hitl_bench_admin")
 
 import django
 import psycopg
+
+from bench._common import database_url, recreate_database
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hitl_platform.settings.test")
+os.environ["DATABASE_URL"] = database_url("hitl_bench_admin")
 
 MODELS = 5
 REVIEWERS = 20
@@ -41,14 +45,6 @@ SPAN_DAYS = 365
 TARGET_MS = 150
 TARGET_QUERIES = 8
 TARGET_VERIFY_S = 30
-
-
-def recreate_database(url: str) -> None:
-    name = url.rsplit("/", 1)[1]
-    admin_url = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def columns(model, *names: str) -> str:
@@ -347,10 +343,6 @@ def main() -> int:
     parser.add_argument("--reuse", action="store_true", help="Keep the database if it already holds --rows cases.")
     args = parser.parse_args()
     url = os.environ["DATABASE_URL"]
-    if not url.startswith(("postgres://", "postgresql://")):
-        print("bench/admin.py needs PostgreSQL: set DATABASE_URL=postgres://...")
-        return 1
-
     reuse = False
     if args.reuse:
         try:
