@@ -120,6 +120,7 @@ def load(*, tasks: int, clients: int, accounts_per_client: int) -> Loaded:
     """One model with `tasks` open review tasks, and per client its reviewer accounts with live sessions."""
     import random
 
+    from django.conf import settings
     from django.contrib.auth import get_user_model
     from django.contrib.auth.hashers import make_password
     from django.contrib.auth.models import Group
@@ -209,7 +210,7 @@ def load(*, tasks: int, clients: int, accounts_per_client: int) -> Loaded:
     for user in users:
         data = {
             "_auth_user_id": str(user.pk),
-            "_auth_user_backend": "django.contrib.auth.backends.ModelBackend",
+            "_auth_user_backend": settings.AUTHENTICATION_BACKENDS[0],
             "_auth_user_hash": user.get_session_auth_hash(),
         }
         sessions.append(
