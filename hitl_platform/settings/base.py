@@ -178,6 +178,9 @@ CELERY_BEAT_SCHEDULE = {
     "audits-ledger-check": {"task": "audits.ledger_check_scheduled", "schedule": crontab(hour=3, minute=0)},
 }
 
+# Webhooks go only to public addresses unless this is on (a laptop or test receiver on localhost).
+WEBHOOK_ALLOW_PRIVATE_NETWORKS = env_bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", False)
+
 # How long decisions and their history are kept. audits.checks refuses anything under 183 days (EU AI Act
 # art. 19 and 26(6)); models under legal hold are never purged.
 RETENTION_DAYS = env_int("RETENTION_DAYS", 365)

@@ -7,6 +7,8 @@ DEBUG = env_bool("DEBUG", True)
 # A fixed development key is acceptable only here: local settings never serve beyond localhost.
 SECRET_KEY = env_str("SECRET_KEY", "local-development-only-not-a-secret")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+# Receivers under development usually listen on this same laptop.
+WEBHOOK_ALLOW_PRIVATE_NETWORKS = env_bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", True)
 # Static files straight from the apps and static/ (no collectstatic on a laptop).
 STATIC_ROOT = None
 WHITENOISE_USE_FINDERS = True

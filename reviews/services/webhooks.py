@@ -21,8 +21,10 @@ UUID, the same on every retry). The secret is generated here, shown to the owner
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import secrets
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -31,7 +33,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
@@ -66,12 +70,40 @@ def backoff_delay(attempts: int) -> timedelta:
     return min(BACKOFF_BASE * 2 ** max(attempts - 1, 0), BACKOFF_CAP)
 
 
+def webhook_url_problem(url: str) -> str:
+    """Why the platform may not POST to this URL, or "" if it may.
+
+    The sender runs inside the deployment's network: a receiver that resolves to a loopback, private,
+    link-local or otherwise non-public address could make it call internal services (server-side request
+    forgery). Unless ``WEBHOOK_ALLOW_PRIVATE_NETWORKS`` is on, only public addresses are called; the check
+    runs at registration and again before every send, as DNS answers change.
+    """
+    if settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS:
+        return ""
+    host = urlsplit(url).hostname or ""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
+    except (OSError, UnicodeError):
+        return f"The host {host} cannot be resolved."
+    for address in sorted(addresses):
+        if not ipaddress.ip_address(address.split("%", 1)[0]).is_global:
+            return (
+                f"The host {host} resolves to {address}, a private or local address: webhooks are sent only to "
+                "public receivers."
+            )
+    return ""
+
+
 def _clean(*, owner, url: Any, events: Any, model: MLModel | None) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
     try:
         _url_validator(url)
     except ValidationError:
         errors["url"] = ["Enter an http or https URL."]
+    else:
+        problem = webhook_url_problem(url)
+        if problem:
+            errors["url"] = [problem]
     if not isinstance(events, list) or not events or any(event not in WEBHOOK_EVENTS for event in events):
         errors["events"] = [f"Choose one or more of: {', '.join(WEBHOOK_EVENTS)}."]
     if model is not None and model.owner_id != owner.pk and not owner.is_superuser:
@@ -243,7 +275,8 @@ def webhook_deliveries_send(*, delivery_ids: Sequence[int] | None = None, limit:
         if delivery.webhook_id in retry_at:
             _postpone(delivery, until=retry_at[delivery.webhook_id])
             continue
-        result = _post(delivery)
+        problem = webhook_url_problem(delivery.webhook.url)
+        result = SendResult(status_code=None, error=f"Not sent: {problem}") if problem else _post(delivery)
         _record(delivery, result, now=timezone.now())
         if result.delivered:
             delivered += 1

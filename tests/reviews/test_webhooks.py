@@ -284,3 +284,18 @@ def test_a_failing_receiver_costs_one_request_per_run_and_its_other_deliveries_w
         assert webhook_deliveries_send().delivered == 2
 
     assert len(receiver.requests) == 3
+
+
+def test_a_receiver_that_moved_to_a_private_address_is_not_called(prediction, ml_engineer, adjudicator, settings):
+    with Receiver([200]) as receiver:
+        webhook_create(owner=ml_engineer, url=receiver.url, events=["decision.final"])
+        decide(prediction, adjudicator)
+        settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = False
+
+        summary = webhook_deliveries_send()
+
+    assert summary.delivered == 0
+    assert not receiver.requests
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == DeliveryStatus.PENDING
+    assert "private or local address" in delivery.last_error

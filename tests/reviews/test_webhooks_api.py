@@ -113,3 +113,31 @@ def test_roles_without_webhook_permissions_are_refused(api_client_for, reviewer_
 
     assert api_client_for(reviewer_a).get(URL).status_code == 403
     assert api_client_for(compliance_officer).post(URL, body, format="json").status_code == 403
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hooks",
+        "http://localhost/hooks",
+        "https://10.1.2.3/hooks",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/hooks",
+    ],
+)
+def test_a_webhook_to_a_private_or_local_address_is_refused(api, settings, url):
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = False
+
+    response = api.post(URL, {"url": url, "events": ["decision.final"]}, format="json")
+
+    assert response.status_code == 400
+    assert "private or local address" in response.json()["url"][0]
+    assert not Webhook.objects.exists()
+
+
+def test_a_webhook_to_a_public_address_is_accepted_with_the_check_on(api, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = False
+
+    response = api.post(URL, {"url": "https://93.184.215.14/hooks", "events": ["decision.final"]}, format="json")
+
+    assert response.status_code == 201
