@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
@@ -45,6 +45,8 @@ logger = logging.getLogger(__name__)
 CLAIM_LOCK_NAMESPACE = 0x48495443
 CLAIMED_REASON = "Claimed as the next task"
 SLOT_CLAIMED_REASON = "Reviewer claimed a review slot"
+CLAIM_ATTEMPTS = 3
+DEADLOCK_DETECTED = "40P01"
 
 
 class ReviewWorkflowError(Exception):
@@ -135,7 +137,26 @@ def assignment_claim_next(*, reviewer, now: datetime | None = None) -> Assignmen
     """Claim the most urgent task this reviewer may take, or return the live claim they already hold.
 
     Returns None when nothing is claimable. See the module docstring for the order of checks.
+
+    On PostgreSQL a claim first skips locked rows. Only when every claimable row is locked by claims in flight
+    (a nearly empty queue) does it wait for those locks, in a transaction of its own: the skipping one may hold
+    a row it locked but could not take (PostgreSQL keeps the lock of a row that stopped qualifying while it
+    waited), and waiting while holding it could deadlock with another waiting claim. Should PostgreSQL still
+    report a deadlock, the aborted claim has written nothing and simply runs again.
     """
+    for attempt in range(1, CLAIM_ATTEMPTS + 1):
+        try:
+            try:
+                return _claim_next(reviewer=reviewer, now=now, skip_locked=True)
+            except _OnlyLockedTasksLeft:
+                return _claim_next(reviewer=reviewer, now=now, skip_locked=False)
+        except OperationalError as error:
+            if getattr(error.__cause__, "sqlstate", None) != DEADLOCK_DETECTED or attempt == CLAIM_ATTEMPTS:
+                raise
+            logger.info("claim by reviewer %s lost a deadlock; claiming again", reviewer.pk)
+
+
+def _claim_next(*, reviewer, now: datetime | None, skip_locked: bool) -> Assignment | None:
     now = now or timezone.now()
     with transaction.atomic():
         _serialise_claims_of(reviewer)
@@ -153,7 +174,7 @@ def assignment_claim_next(*, reviewer, now: datetime | None = None) -> Assignmen
                 return _assignment_create(task=gold_task, reviewer=reviewer, now=now, takes_slot=False)
 
         if connection.vendor == "postgresql":
-            return _claim_on_postgresql(reviewer=reviewer, now=now)
+            return _claim_on_postgresql(reviewer=reviewer, now=now, skip_locked=skip_locked)
         task = claimable_tasks(reviewer).first()
         if task is None:
             return None
@@ -248,12 +269,12 @@ def _claim_sql(*, skip_locked: bool) -> tuple[str, tuple[str, ...]]:
     return sql, returned
 
 
-def _claim_on_postgresql(*, reviewer, now: datetime) -> Assignment | None:
-    """Claim with one statement walking the claim index with SKIP LOCKED.
+class _OnlyLockedTasksLeft(Exception):
+    """Every claimable task is locked by claims in flight (or none is left): only waiting can tell which."""
 
-    Only when every claimable row is locked by claims in flight (a nearly empty queue) does it wait for those
-    locks (each row is re-checked once unlocked) rather than tell the reviewer there is nothing to do.
-    """
+
+def _claim_on_postgresql(*, reviewer, now: datetime, skip_locked: bool) -> Assignment | None:
+    """Claim with one statement walking the claim index, skipping locked rows or waiting for them."""
     params = {
         "reviewer": reviewer.pk,
         "now": now,
@@ -263,17 +284,15 @@ def _claim_on_postgresql(*, reviewer, now: datetime) -> Assignment | None:
     }
     for field in Assignment._meta.concrete_fields:
         params[f"default_{field.column}"] = field.get_db_prep_save(field.get_default(), connection)
-    skip_locked = True
+    sql, returned = _claim_sql(skip_locked=skip_locked)
     for _ in range(3):
-        sql, returned = _claim_sql(skip_locked=skip_locked)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             row = cursor.fetchone()
         if row is None:
-            if not skip_locked:
-                return None
-            skip_locked = False
-            continue
+            if skip_locked:
+                raise _OnlyLockedTasksLeft
+            return None
         _picked_id, *columns = row
         if columns[0] is not None:
             return Assignment.from_db(connection.alias, list(returned), columns)
