@@ -7,10 +7,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from reviews.choices import AssignmentStatus, DecisionSource, TaskStatus
 from reviews.models import Webhook
-from reviews.services.decisions import decision_record
-from tests.reviews.factories import AssignmentFactory, PredictionFactory, ReviewFactory, ReviewTaskFactory
+from tests.reviews.factories import PredictionFactory, adjudicated_split_case
 
 
 @contextmanager
@@ -43,18 +41,11 @@ def reviewed_case(db, reviewer_a, reviewer_b, adjudicator):
     Webhook.objects.create(
         owner=prediction.model.owner, url="https://bank.example.org/hook", events=["decision.final"], secret="s" * 32
     )
-    task = ReviewTaskFactory(prediction=prediction, status=TaskStatus.DECIDED, decided_at=timezone.now())
-    first = AssignmentFactory(task=task, reviewer=reviewer_a, status=AssignmentStatus.SUBMITTED)
-    second = AssignmentFactory(task=task, reviewer=reviewer_b, status=AssignmentStatus.SUBMITTED)
-    ReviewFactory(assignment=first, label="approve", rationale="Stable income for six years.")
-    ReviewFactory(assignment=second, label="deny", rationale="Loan is five times the monthly income.")
-    decision = decision_record(
-        prediction=prediction,
-        final_label="deny",
-        source=DecisionSource.ADJUDICATION,
-        agreement=0.5,
-        decided_by=adjudicator,
-        reason="Adjudicated: the instalment exceeds 40% of income",
+    task, decision = adjudicated_split_case(
+        prediction,
+        reviewers=(reviewer_a, reviewer_b),
+        adjudicator=adjudicator,
+        rationales=("Stable income for six years.", "Loan is five times the monthly income."),
     )
     prediction.refresh_from_db()
     return prediction, task, decision

@@ -8,6 +8,7 @@ from django.utils import timezone
 from models_registry.choices import Stage
 from reviews.choices import AssignmentStatus, DecisionSource, Route, TaskStatus
 from reviews.models import Assignment, Decision, Prediction, Review, ReviewTask, RoutingPolicy
+from reviews.services.decisions import decision_record
 from tests.factories import UserFactory
 from tests.models_registry.factories import MLModelFactory, ModelVersionFactory
 
@@ -84,3 +85,20 @@ class DecisionFactory(factory.django.DjangoModelFactory):
     model = factory.SelfAttribute("prediction.model")
     final_label = factory.SelfAttribute("prediction.predicted_label")
     source = DecisionSource.AUTO
+
+
+def adjudicated_split_case(prediction, *, reviewers, adjudicator, rationales=("Stable income.", "Loan too large.")):
+    """Two reviewers split approve/deny on ``prediction`` and the adjudicator decides "deny": task and decision."""
+    task = ReviewTaskFactory(prediction=prediction, status=TaskStatus.DECIDED, decided_at=timezone.now())
+    for reviewer, label, rationale in zip(reviewers, ("approve", "deny"), rationales, strict=True):
+        assignment = AssignmentFactory(task=task, reviewer=reviewer, status=AssignmentStatus.SUBMITTED)
+        ReviewFactory(assignment=assignment, label=label, rationale=rationale)
+    decision = decision_record(
+        prediction=prediction,
+        final_label="deny",
+        source=DecisionSource.ADJUDICATION,
+        agreement=0.5,
+        decided_by=adjudicator,
+        reason="Adjudicated: the instalment exceeds 40% of income",
+    )
+    return task, decision

@@ -4,13 +4,11 @@ import json
 
 import pytest
 from django.urls import reverse
-from django.utils import timezone
 
 from audits.models import DecisionEvent
-from reviews.choices import AssignmentStatus, DecisionSource, TaskStatus
+from reviews.choices import DecisionSource
 from reviews.models import Decision
-from reviews.services.decisions import decision_record
-from tests.reviews.factories import AssignmentFactory, PredictionFactory, ReviewFactory, ReviewTaskFactory
+from tests.reviews.factories import PredictionFactory, ReviewTaskFactory, adjudicated_split_case
 
 SENSITIVE = {"sex": "SENSITIVE-SEX-VALUE", "nationality": "SENSITIVE-NATIONALITY-VALUE"}
 
@@ -27,18 +25,14 @@ def decided_case(db, reviewer_a, reviewer_b, adjudicator):
         route_reasons=["confidence 0.55 is below the 0.80 auto-decide threshold", "credit_amount > 8000: review"],
         confidence=0.55,
     )
-    task = ReviewTaskFactory(prediction=prediction, status=TaskStatus.DECIDED, decided_at=timezone.now())
-    first = AssignmentFactory(task=task, reviewer=reviewer_a, status=AssignmentStatus.SUBMITTED)
-    second = AssignmentFactory(task=task, reviewer=reviewer_b, status=AssignmentStatus.SUBMITTED)
-    ReviewFactory(assignment=first, label="approve", rationale="RATIONALE-APPROVE: stable income for six years.")
-    ReviewFactory(assignment=second, label="deny", rationale="RATIONALE-DENY: loan is five times monthly income.")
-    decision = decision_record(
-        prediction=prediction,
-        final_label="deny",
-        source=DecisionSource.ADJUDICATION,
-        agreement=0.5,
-        decided_by=adjudicator,
-        reason="Adjudicated: the instalment exceeds 40% of income",
+    _, decision = adjudicated_split_case(
+        prediction,
+        reviewers=(reviewer_a, reviewer_b),
+        adjudicator=adjudicator,
+        rationales=(
+            "RATIONALE-APPROVE: stable income for six years.",
+            "RATIONALE-DENY: loan is five times monthly income.",
+        ),
     )
     return prediction, decision
 
