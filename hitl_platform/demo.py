@@ -172,7 +172,7 @@ def _external_id(number: int) -> str:
     return f"application-{number:05d}"
 
 
-def _ingest_cases(model: MLModel, cast: DemoCast, count: int) -> int:
+def _ingest_cases(model: MLModel, cast: DemoCast, count: int) -> None:
     applications = credit_applications(count, seed=APPLICATIONS_SEED)
     items = [
         {
@@ -186,13 +186,12 @@ def _ingest_cases(model: MLModel, cast: DemoCast, count: int) -> int:
         }
         for number, row in enumerate(applications.itertuples(index=False), start=1)
     ]
-    return len(predictions_ingest(model=model, items=items, actor=cast.ml_engineer).results)
+    predictions_ingest(model=model, items=items, actor=cast.ml_engineer)
 
 
-def _work_some_cases(model: MLModel, cast: DemoCast, *, cases: int) -> int:
+def _work_some_cases(cast: DemoCast, *, cases: int) -> None:
     """Two reviewers work the most urgent cases; where they disagree, the adjudicator decides."""
     first, second = cast.reviewers[:2]
-    decided = 0
     for _ in range(cases):
         first_assignment = assignment_claim_next(reviewer=first)
         if first_assignment is None:
@@ -202,12 +201,13 @@ def _work_some_cases(model: MLModel, cast: DemoCast, *, cases: int) -> int:
         if second_assignment is None or second_assignment.task_id != task.pk:
             break
         amount = task.prediction.features["credit_amount"]
-        affordable = amount / task.prediction.features["duration"] < 400
+        monthly = amount / task.prediction.features["duration"]
+        affordable = monthly < 400
         review_submit(
             assignment_id=first_assignment.pk,
             reviewer=first,
             label="approve" if affordable else "deny",
-            rationale=f"Monthly instalment of {amount / task.prediction.features['duration']:,.0f} EUR.",
+            rationale=f"Monthly instalment of {monthly:,.0f} EUR.",
             time_spent_seconds=95,
         )
         result = review_submit(
@@ -225,8 +225,6 @@ def _work_some_cases(model: MLModel, cast: DemoCast, *, cases: int) -> int:
                 reason="The instalment is affordable but the exposure exceeds our unsecured lending limit.",
                 time_spent_seconds=210,
             )
-        decided += 1
-    return decided
 
 
 def _report_some_outcomes(model: MLModel, cast: DemoCast, *, cases: int, count: int) -> None:
@@ -251,7 +249,7 @@ def demo_data_load(cast: DemoCast, *, cases: int = 200) -> DemoSummary:
         with transaction.atomic():
             model = _register_model(cast)
             _ingest_cases(model, cast, cases)
-        _work_some_cases(model, cast, cases=6)
+        _work_some_cases(cast, cases=6)
         _report_some_outcomes(model, cast, cases=cases, count=40)
     open_statuses = [TaskStatus.OPEN, TaskStatus.IN_REVIEW, TaskStatus.ESCALATED]
     return DemoSummary(

@@ -267,6 +267,8 @@ def webhook_deliveries_send(*, delivery_ids: Sequence[int] | None = None, limit:
     claimed = _claim(now=timezone.now(), delivery_ids=delivery_ids, limit=limit)
     delivered = 0
     retry_at: dict[int, datetime] = {}
+    # One address check per receiver and run, not one DNS lookup per delivery.
+    url_problems: dict[str, str] = {}
     for delivery in claimed:
         if not delivery.webhook.is_active:
             result = SendResult(status_code=None, error="The webhook was deleted before this delivery was sent.")
@@ -275,7 +277,10 @@ def webhook_deliveries_send(*, delivery_ids: Sequence[int] | None = None, limit:
         if delivery.webhook_id in retry_at:
             _postpone(delivery, until=retry_at[delivery.webhook_id])
             continue
-        problem = webhook_url_problem(delivery.webhook.url)
+        url = delivery.webhook.url
+        if url not in url_problems:
+            url_problems[url] = webhook_url_problem(url)
+        problem = url_problems[url]
         result = SendResult(status_code=None, error=f"Not sent: {problem}") if problem else _post(delivery)
         _record(delivery, result, now=timezone.now())
         if result.delivered:
