@@ -19,7 +19,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from audits.ledger import ledger_append
-from models_registry.artifacts import InspectedModelFile, model_file_inspect
+from models_registry.artifacts import InspectedModelFile, model_file_inspect, model_file_make_read_only
 from models_registry.choices import PROMOTABLE_FROM, PROMOTION_TARGETS, PromotionStatus, RiskTier, Stage
 from models_registry.gates import GateResult, promotion_gates_run
 from models_registry.models import MLModel, ModelVersion, PromotionRequest
@@ -194,6 +194,7 @@ def _model_version_insert(
             version.artifact_size = inspected.size
             version.library_versions = inspected.library_versions
             version.artifact.save("model.skops", ContentFile(inspected.content), save=False)
+            model_file_make_read_only(file=version.artifact)
         _historise(version, actor=actor, reason=reason)
         try:
             with transaction.atomic():
