@@ -42,6 +42,7 @@ ROLE_PERMISSIONS: dict[Role, tuple[str, ...]] = {
     Role.ADJUDICATOR: ("reviews.review_cases", "reviews.adjudicate_cases"),
     Role.COMPLIANCE_OFFICER: (
         "models_registry.view_mlmodel",
+        "models_registry.view_every_model",
         "models_registry.view_modelversion",
         "models_registry.view_promotionrequest",
         "models_registry.decide_promotionrequest",

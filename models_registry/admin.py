@@ -19,7 +19,12 @@ from models_registry.choices import PromotionStatus
 from models_registry.forms import MLModelChangeForm, PromotionDecisionForm
 from models_registry.gates import promotion_gates_run
 from models_registry.models import MLModel, ModelVersion, PromotionRequest
-from models_registry.selectors import ml_model_list, model_version_list, promotion_request_list
+from models_registry.selectors import (
+    ml_model_list,
+    model_version_list,
+    promotion_request_list,
+    user_may_write_model,
+)
 from models_registry.services import (
     DECIDE_PERMISSION,
     FROZEN_ONCE_VERSIONED,
@@ -59,14 +64,14 @@ class RegistryHistoryAdmin(SimpleHistoryAdmin):
 @admin.register(MLModel)
 class MLModelAdmin(RegistryHistoryAdmin):
     form = MLModelChangeForm
-    list_display = ("name", "task", "risk_tier", "owner", "latest_version", "production_version", "updated_at")
+    list_display = ("name", "task", "risk_tier", "owner", "team", "latest_version", "production_version", "updated_at")
     list_filter = ("task", "risk_tier", "legal_hold")
     search_fields = ("name", "description", "owner__username")
-    list_select_related = ("owner",)
+    list_select_related = ("owner", "team")
     show_full_result_count = False
-    history_list_display = ("risk_tier", "positive_label")
+    history_list_display = ("risk_tier", "positive_label", "team")
     fieldsets = (
-        (None, {"fields": ("name", "owner", "description", "task", "labels", "positive_label", "risk_tier")}),
+        (None, {"fields": ("name", "owner", "team", "description", "task", "labels", "positive_label", "risk_tier")}),
         ("Input", {"fields": ("feature_schema", "sensitive_attributes")}),
         (
             "Model card",
@@ -183,11 +188,11 @@ class ModelVersionAdmin(RegistryHistoryAdmin):
 
 @admin.register(PromotionRequest)
 class PromotionRequestAdmin(RegistryHistoryAdmin):
-    list_display = ("id", "version", "target_stage", "status", "requester", "decided_by", "created_at")
+    list_display = ("id", "version", "target_stage", "status", "requester", "model_owner", "decided_by", "created_at")
     list_display_links = ("id", "version")
     list_filter = ("status", "target_stage", "version__model__risk_tier")
     search_fields = ("version__model__name", "requester__username", "rationale")
-    list_select_related = ("version__model", "requester", "decided_by")
+    list_select_related = ("version__model__owner", "version__model__team", "requester", "decided_by")
     show_full_result_count = False
     history_list_display = ("status", "decided_by")
     actions = ("approve_requests", "reject_requests")
@@ -196,6 +201,7 @@ class PromotionRequestAdmin(RegistryHistoryAdmin):
         "target_stage",
         "status",
         "requester",
+        "model_owner",
         "rationale",
         "decided_by",
         "decided_at",
@@ -208,6 +214,11 @@ class PromotionRequestAdmin(RegistryHistoryAdmin):
 
     def get_queryset(self, request):
         return promotion_request_list()
+
+    @admin.display(description="model owner (team)")
+    def model_owner(self, obj: PromotionRequest) -> str:
+        model = obj.version.model
+        return f"{model.owner} ({model.team})" if model.team_id else str(model.owner)
 
     @admin.display(description="gate results")
     def gates(self, obj: PromotionRequest) -> str:
@@ -248,6 +259,9 @@ class PromotionRequestAdmin(RegistryHistoryAdmin):
             {
                 "request": promotion_request,
                 "own": promotion_request.requester_id == request.user.pk,
+                "requester_works_on_model": user_may_write_model(
+                    promotion_request.requester, promotion_request.version.model
+                ),
                 # What the gates say now; the decision runs them again and stores what it relied on.
                 "gates": _gate_table(_gates_now(promotion_request)) if approve else None,
             }

@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
@@ -36,6 +37,14 @@ class MLModel(models.Model):
     )
     risk_tier = models.CharField(max_length=20, choices=RiskTier.choices, default=RiskTier.MEDIUM)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_models")
+    team = models.ForeignKey(
+        Group,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="models",
+        help_text="The team (a Django group) whose members work on this model beside its owner; never a role group.",
+    )
     intended_use = models.TextField(blank=True)
     out_of_scope_use = models.TextField(blank=True)
     limitations = models.TextField(blank=True)
@@ -50,6 +59,7 @@ class MLModel(models.Model):
     class Meta:
         ordering = ["name"]
         verbose_name = "model"
+        permissions = [("view_every_model", "Can read every team's models and their records")]
 
     def __str__(self) -> str:
         return self.name

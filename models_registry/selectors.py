@@ -1,7 +1,18 @@
 """Reads of the model registry, shaped for their callers (API lists and details, admin lists): one query per
-list, whatever its length."""
+list, whatever its length.
 
-from django.db.models import IntegerField, OuterRef, QuerySet, Subquery
+Who may see and change a model, decided here once for every app:
+
+- read: the model's owner, members of its team (the Django group named on the model), and people who read every
+  model (compliance officers and administrators: the ``view_every_model`` permission). Everybody else is told
+  that no such model exists, exactly as for a name nobody registered, so the existence of another team's model is
+  never disclosed.
+- write (versions, promotion requests, predictions, outcomes, webhooks, the model card): the owner, team members
+  and administrators. Reading every model does not make a compliance officer a writer.
+"""
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db.models import IntegerField, OuterRef, Q, QuerySet, Subquery
 
 from models_registry.choices import Stage
 from models_registry.models import MLModel, ModelVersion, PromotionRequest
@@ -10,7 +21,7 @@ from models_registry.models import MLModel, ModelVersion, PromotionRequest
 def ml_model_list() -> QuerySet[MLModel]:
     """Models with their owner, latest version number and current production version number."""
     versions = ModelVersion.objects.filter(model=OuterRef("pk")).order_by("-number").values("number")
-    return MLModel.objects.select_related("owner").annotate(
+    return MLModel.objects.select_related("owner", "team").annotate(
         latest_version=Subquery(versions[:1], output_field=IntegerField()),
         production_version=Subquery(versions.filter(stage=Stage.PRODUCTION)[:1], output_field=IntegerField()),
     )
@@ -23,4 +34,43 @@ def model_version_list() -> QuerySet[ModelVersion]:
 
 def promotion_request_list() -> QuerySet[PromotionRequest]:
     """Promotion requests with their version, model, requester and decider."""
-    return PromotionRequest.objects.select_related("version__model", "requester", "decided_by")
+    return PromotionRequest.objects.select_related(
+        "version__model__owner", "version__model__team", "requester", "decided_by"
+    )
+
+
+READ_EVERY_MODEL_PERMISSION = "models_registry.view_every_model"
+
+
+def user_reads_every_model(user: AbstractBaseUser) -> bool:
+    """Compliance officers and administrators read every team's models; the permission is cached per request."""
+    return user.is_active and user.has_perm(READ_EVERY_MODEL_PERMISSION)
+
+
+def _works_on(user: AbstractBaseUser) -> Q:
+    return Q(owner_id=user.pk) | Q(team_id__in=user.groups.values("pk"))
+
+
+def ml_models_readable_by(user: AbstractBaseUser, models: QuerySet[MLModel] | None = None) -> QuerySet[MLModel]:
+    """The models (of ``models``, default all) this user may read."""
+    models = MLModel.objects.all() if models is None else models
+    if not user.is_authenticated or not user.is_active:
+        return models.none()
+    return models if user_reads_every_model(user) else models.filter(_works_on(user))
+
+
+def ml_models_writable_by(user: AbstractBaseUser, models: QuerySet[MLModel] | None = None) -> QuerySet[MLModel]:
+    """The models (of ``models``, default all) whose versions, requests, cases and webhooks this user may change."""
+    models = MLModel.objects.all() if models is None else models
+    if not user.is_authenticated or not user.is_active:
+        return models.none()
+    return models if user.is_superuser else models.filter(_works_on(user))
+
+
+def user_may_write_model(user: AbstractBaseUser, model: MLModel) -> bool:
+    """Whether ``user`` works on ``model`` (owner, team member) or administers the platform; no query for owners."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    if user.is_superuser or model.owner_id == user.pk:
+        return True
+    return model.team_id is not None and user.groups.filter(pk=model.team_id).exists()

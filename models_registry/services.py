@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files import File
 from django.core.files.base import ContentFile
@@ -19,10 +20,12 @@ from django.db.models import Max
 from django.utils import timezone
 
 from audits.ledger import ledger_append
+from hitl_platform.roles import Role
 from models_registry.artifacts import InspectedModelFile, model_file_inspect, model_file_make_read_only
 from models_registry.choices import PROMOTABLE_FROM, PROMOTION_TARGETS, PromotionStatus, RiskTier, Stage
 from models_registry.gates import GateResult, promotion_gates_run
 from models_registry.models import MLModel, ModelVersion, PromotionRequest
+from models_registry.selectors import user_may_write_model
 from models_registry.validators import validate_metrics
 
 MODEL_EDITABLE_FIELDS = frozenset(
@@ -39,6 +42,7 @@ MODEL_EDITABLE_FIELDS = frozenset(
         "limitations",
         "ethical_considerations",
         "review_guidelines",
+        "team",
     }
 )
 # Versions were trained on these; changing them under an existing version would make its predictions invalid.
@@ -69,6 +73,27 @@ def _historise(instance: Any, *, actor: AbstractBaseUser | None, reason: str) ->
     instance._change_reason = reason
 
 
+class NotModelWriter(PermissionDenied):
+    """The acting user neither owns the model nor is in its team (nor an administrator)."""
+
+
+def ml_model_check_writer(*, model: MLModel, actor: AbstractBaseUser) -> None:
+    """Raise ``NotModelWriter`` unless ``actor`` owns ``model``, is in its team, or administers the platform."""
+    # The API already answers 404 for another team's model; this is the invariant behind it, for every caller.
+    if not user_may_write_model(actor, model):
+        raise NotModelWriter(f"Only the owner of {model.name}, its team and administrators may change it.")
+
+
+def _validate_team(team: Group | None, *, owner: AbstractBaseUser) -> None:
+    """A team is a group of people, not a role, and the owner belongs to it (administrators excepted)."""
+    if team is None:
+        return
+    if team.name in {role.value for role in Role}:
+        raise ValidationError({"team": f"{team.name} is a role, not a team: name the team's own group."})
+    if not owner.is_superuser and not owner.groups.filter(pk=team.pk).exists():
+        raise ValidationError({"team": f"The model's owner is not a member of {team.name}."})
+
+
 def _require_text(value: str, *, field: str, message: str) -> None:
     if not value or not value.strip():
         raise ValidationError({field: message})
@@ -85,6 +110,7 @@ def ml_model_register(
     feature_schema: dict[str, Any] | None = None,
     sensitive_attributes: list[str] | None = None,
     risk_tier: str = RiskTier.MEDIUM,
+    team: Group | None = None,
     description: str = "",
     intended_use: str = "",
     out_of_scope_use: str = "",
@@ -93,9 +119,11 @@ def ml_model_register(
     review_guidelines: str = "",
     reason: str = "Model registered.",
 ) -> MLModel:
-    """Register a model owned by ``owner``: validated, historised, and recorded in the ledger."""
+    """Register a model owned by ``owner`` (and, optionally, a team of theirs): validated, historised, in the ledger."""
+    _validate_team(team, owner=owner)
     model = MLModel(
         owner=owner,
+        team=team,
         name=name,
         task=task,
         labels=labels,
@@ -125,7 +153,13 @@ def ml_model_register(
         object_type="models_registry.mlmodel",
         object_id=model.pk,
         actor=owner,
-        payload={"model_id": model.pk, "model": model.name, "risk_tier": model.risk_tier, "reason": reason},
+        payload={
+            "model_id": model.pk,
+            "model": model.name,
+            "risk_tier": model.risk_tier,
+            "team": team.name if team is not None else None,
+            "reason": reason,
+        },
     )
     return model
 
@@ -134,6 +168,7 @@ def ml_model_register(
 def ml_model_update(*, model: MLModel, actor: AbstractBaseUser, changes: Mapping[str, Any], reason: str) -> MLModel:
     """Change a model's definition or model card; a no-op leaves no history. Task, labels and feature schema
     are fixed once a version exists (register a new model instead)."""
+    ml_model_check_writer(model=model, actor=actor)
     _require_text(reason, field="reason", message="Give a reason for the change.")
     not_editable = sorted(set(changes) - MODEL_EDITABLE_FIELDS)
     if not_editable:
@@ -147,6 +182,8 @@ def ml_model_update(*, model: MLModel, actor: AbstractBaseUser, changes: Mapping
         raise ValidationError(
             {field: "Fixed once the model has versions: register a new model to change it." for field in frozen}
         )
+    if "team" in changed:
+        _validate_team(changed["team"], owner=locked.owner)
     for field, value in changed.items():
         setattr(locked, field, value)
     locked.full_clean()
@@ -240,6 +277,7 @@ def model_version_register(
     The file is validated before any lock is taken (it can be large); the number is the model's highest plus
     one, read under a row lock and retried if another writer still took it first.
     """
+    ml_model_check_writer(model=model, actor=actor)
     metrics = metrics if metrics is not None else {}
     try:
         validate_metrics(metrics)
@@ -282,6 +320,7 @@ def promotion_request_create(
     if target_stage not in PROMOTION_TARGETS:
         allowed = ", ".join(PROMOTION_TARGETS)
         raise ValidationError({"target_stage": f"Promotions go to one of: {allowed}."})
+    ml_model_check_writer(model=version.model, actor=actor)
     _require_text(rationale, field="rationale", message="Explain why this version should be promoted.")
     locked = ModelVersion.objects.select_for_update().get(pk=version.pk)
     allowed_from = PROMOTABLE_FROM[Stage(target_stage)]

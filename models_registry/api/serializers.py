@@ -1,5 +1,6 @@
 """Input serializers validate a request's shape; output serializers shape responses. Writes go to services."""
 
+from django.contrib.auth.models import Group
 from django.core.validators import validate_slug
 from rest_framework import serializers
 
@@ -30,6 +31,16 @@ def _text(**kwargs) -> serializers.CharField:
     return serializers.CharField(max_length=LONG_TEXT, allow_blank=True, **kwargs)
 
 
+def _team(**kwargs) -> serializers.SlugRelatedField:
+    return serializers.SlugRelatedField(
+        slug_field="name",
+        queryset=Group.objects.all(),
+        allow_null=True,
+        help_text="The team (group) that works on the model with its owner: its members may change it too.",
+        **kwargs,
+    )
+
+
 class MLModelCreateInputSerializer(StrictSerializer):
     """A new model: its labels, input schema, sensitive attributes, risk tier and model card."""
 
@@ -45,6 +56,7 @@ class MLModelCreateInputSerializer(StrictSerializer):
         max_items=MAX_SENSITIVE_ATTRIBUTES, default=list, validators=[validate_sensitive_attributes]
     )
     risk_tier = serializers.ChoiceField(choices=RiskTier.choices, default=RiskTier.MEDIUM)
+    team = _team(default=None)
     intended_use = _text(default="")
     out_of_scope_use = _text(default="")
     limitations = _text(default="")
@@ -68,6 +80,7 @@ class MLModelUpdateInputSerializer(StrictSerializer):
         max_items=MAX_SENSITIVE_ATTRIBUTES, required=False, validators=[validate_sensitive_attributes]
     )
     risk_tier = serializers.ChoiceField(choices=RiskTier.choices, required=False)
+    team = _team(required=False)
     intended_use = _text(required=False)
     out_of_scope_use = _text(required=False)
     limitations = _text(required=False)
@@ -80,6 +93,7 @@ class MLModelUpdateInputSerializer(StrictSerializer):
 
 class MLModelOutputSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.username", read_only=True)
+    team = serializers.CharField(source="team.name", read_only=True, allow_null=True)
     latest_version = serializers.IntegerField(read_only=True, allow_null=True)
     production_version = serializers.IntegerField(read_only=True, allow_null=True)
     labels = serializers.ListField(child=serializers.CharField())
@@ -98,6 +112,7 @@ class MLModelOutputSerializer(serializers.ModelSerializer):
             "sensitive_attributes",
             "risk_tier",
             "owner",
+            "team",
             "intended_use",
             "out_of_scope_use",
             "limitations",

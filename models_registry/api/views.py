@@ -2,11 +2,11 @@
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
+from rest_framework.exceptions import NotFound
 from rest_framework.generics import GenericAPIView
-from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 
 from hitl_platform.api.permissions import RolePermission
@@ -20,7 +20,13 @@ from models_registry.api.serializers import (
     PromotionRequestOutputSerializer,
 )
 from models_registry.models import MLModel, ModelVersion
-from models_registry.selectors import ml_model_list, model_version_list, promotion_request_list
+from models_registry.selectors import (
+    ml_model_list,
+    ml_models_readable_by,
+    ml_models_writable_by,
+    model_version_list,
+    promotion_request_list,
+)
 from models_registry.services import (
     ml_model_register,
     ml_model_update,
@@ -37,15 +43,10 @@ NUMBER_PARAMETER = OpenApiParameter("number", int, OpenApiParameter.PATH, descri
 TAGS = ["models"]
 
 
-class IsModelOwnerOrSuperuserForWrites(BasePermission):
-    """Anyone allowed to read may read; only the model's owner or an administrator may change it."""
-
-    message = "Only the model's owner or an administrator may change it."
-
-    def has_object_permission(self, request, view, obj: MLModel) -> bool:
-        if request.method in SAFE_METHODS:
-            return True
-        return request.user.is_superuser or obj.owner_id == request.user.pk
+def model_not_found(name: str) -> NotFound:
+    """The one answer for a model that does not exist and for one the user may not see or change: the two are
+    never told apart, so another team's model names are not disclosed."""
+    return NotFound(f"No model named {name!r} that you can access.")
 
 
 class RegistryView(GenericAPIView):
@@ -57,11 +58,30 @@ class RegistryView(GenericAPIView):
         page = self.paginate_queryset(self.filter_queryset(queryset))
         return self.get_paginated_response(serializer_class(page, many=True).data)
 
-    def model_from_url(self) -> MLModel:
-        return get_object_or_404(MLModel.objects.only("id", "name", "labels"), name=self.kwargs["name"])
+    def _visible_models(self, *, for_write: bool):
+        user = self.request.user
+        return ml_models_writable_by(user) if for_write else ml_models_readable_by(user)
 
-    def version_from_url(self) -> ModelVersion:
-        return get_object_or_404(model_version_list(), model__name=self.kwargs["name"], number=self.kwargs["number"])
+    def model_from_url(self, *, for_write: bool = False) -> MLModel:
+        """The model named in the URL if this user may read it (or change it, ``for_write``); else 404."""
+        name = self.kwargs["name"]
+        model = self._visible_models(for_write=for_write).filter(name=name).first()
+        if model is None:
+            raise model_not_found(name)
+        return model
+
+    def version_from_url(self, *, for_write: bool = False) -> ModelVersion:
+        """The version named in the URL of a model this user may read (or change); else 404."""
+        models = self._visible_models(for_write=for_write)
+        version = (
+            model_version_list()
+            .filter(model__in=models, model__name=self.kwargs["name"], number=self.kwargs["number"])
+            .first()
+        )
+        if version is None:
+            self.model_from_url(for_write=for_write)
+            raise NotFound(f"Model {self.kwargs['name']} has no version {self.kwargs['number']}.")
+        return version
 
 
 @extend_schema(tags=TAGS)
@@ -70,7 +90,7 @@ class MLModelListCreateView(RegistryView):
     filterset_fields = ("task", "risk_tier")
 
     def get_queryset(self):
-        return ml_model_list()
+        return ml_models_readable_by(self.request.user, ml_model_list())
 
     @extend_schema(summary="List registered models", responses=MLModelOutputSerializer(many=True))
     def get(self, request):
@@ -90,12 +110,13 @@ class MLModelListCreateView(RegistryView):
 
 @extend_schema(tags=TAGS, parameters=[NAME_PARAMETER])
 class MLModelDetailView(RegistryView):
-    permission_classes = (RolePermission, IsModelOwnerOrSuperuserForWrites)
     required_permissions = {"GET": (VIEW_MODEL,), "PATCH": ("models_registry.change_mlmodel",)}
 
     def get_object(self) -> MLModel:
-        model = get_object_or_404(ml_model_list(), name=self.kwargs["name"])
-        self.check_object_permissions(self.request, model)
+        models = self._visible_models(for_write=self.request.method not in SAFE_METHODS)
+        model = ml_model_list().filter(pk__in=models.values("pk"), name=self.kwargs["name"]).first()
+        if model is None:
+            raise model_not_found(self.kwargs["name"])
         return model
 
     @extend_schema(summary="A model and its model card", responses=MLModelOutputSerializer)
@@ -144,7 +165,7 @@ class ModelVersionListCreateView(RegistryView):
         limit = settings.MODEL_FILE_MAX_BYTES + settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         if content_length.isdigit() and int(content_length) > limit:
             raise RequestDataTooBig(f"The request body is larger than {limit} bytes.")
-        model = self.model_from_url()
+        model = self.model_from_url(for_write=True)
         serializer = ModelVersionCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -192,7 +213,7 @@ class PromotionRequestListCreateView(RegistryView):
         responses={201: PromotionRequestOutputSerializer},
     )
     def post(self, request, name: str, number: int):
-        version = self.version_from_url()
+        version = self.version_from_url(for_write=True)
         serializer = PromotionRequestCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         promotion_request = promotion_request_create(version=version, actor=request.user, **serializer.validated_data)
@@ -209,5 +230,8 @@ class PromotionRequestDetailView(RegistryView):
         responses=PromotionRequestOutputSerializer,
     )
     def get(self, request, request_id: int):
-        promotion_request = get_object_or_404(promotion_request_list(), pk=request_id)
+        readable = ml_models_readable_by(request.user)
+        promotion_request = promotion_request_list().filter(pk=request_id, version__model__in=readable).first()
+        if promotion_request is None:
+            raise NotFound("No such promotion request.")
         return Response(PromotionRequestOutputSerializer(promotion_request).data)

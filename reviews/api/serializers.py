@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from hitl_platform.api.serializers import StrictCharField, StrictSerializer
 from models_registry.models import MLModel
+from models_registry.selectors import ml_models_writable_by
 from reviews.choices import DecisionSource, Route, TaskStatus
 from reviews.models import Decision, Prediction, Webhook
 from reviews.services.intake import MAX_BATCH_SIZE, MAX_EXTERNAL_ID_LENGTH
@@ -211,6 +212,13 @@ class WebhookSerializer(serializers.ModelSerializer):
         model = Webhook
         fields = ["id", "url", "events", "model", "is_active", "created_at"]
         read_only_fields = ["id", "created_at"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        if request is not None and "model" in self.fields:
+            # Another team's model is looked up like a name nobody registered: the same error for both.
+            self.fields["model"].queryset = ml_models_writable_by(request.user)
 
 
 class WebhookCreatedSerializer(WebhookSerializer):

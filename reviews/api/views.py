@@ -148,7 +148,7 @@ class PredictionOutcomeView(APIView):
         tags=["predictions"],
     )
     def post(self, request: Request, pk: int) -> Response:
-        prediction = prediction_get_for_user(prediction_id=pk, user=request.user)
+        prediction = prediction_get_for_user(prediction_id=pk, user=request.user, for_write=True)
         serializer = OutcomeInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:

@@ -1,8 +1,9 @@
 """Reads for the prediction API: which models a user may see, predictions with their outcome, decisions feed.
 
-Who sees what: the model's owner sees its predictions and decisions; superusers and compliance officers
-(who read everything governed) see every model's; everybody else sees nothing and gets a 404, so the
-existence of another team's model is not disclosed.
+Who sees what is the registry's rule (``models_registry.selectors``): the model's owner and team see its
+predictions and decisions, compliance officers and administrators see every model's, everybody else gets the
+same 404 as for a model that does not exist. Writes (intake, outcomes) are for the owner, the team and
+administrators.
 """
 
 from datetime import datetime
@@ -11,34 +12,17 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from hitl_platform.roles import Role
 from models_registry.choices import Stage
 from models_registry.models import MLModel, ModelVersion
+from models_registry.selectors import ml_models_readable_by, ml_models_writable_by, user_reads_every_model
 from reviews.models import Decision, Prediction, RoutingPolicy, Webhook
 
 
-def user_reads_every_model(user: AbstractBaseUser) -> bool:
-    if user.is_superuser:
-        return True
-    # Cached on the user object for the request, like Django's own permission cache.
-    if not hasattr(user, "_reads_every_model"):
-        user._reads_every_model = user.groups.filter(name=Role.COMPLIANCE_OFFICER.value).exists()
-    return user._reads_every_model
-
-
-def models_visible_to(user: AbstractBaseUser) -> QuerySet[MLModel]:
-    models = MLModel.objects.all()
-    return models if user_reads_every_model(user) else models.filter(owner=user)
-
-
 def model_for_intake(*, name: str, user: AbstractBaseUser) -> MLModel:
-    """The model a user submits predictions to: theirs (or any, for a superuser), else 404."""
-    models = MLModel.objects.filter(name=name)
-    if not user.is_superuser:
-        models = models.filter(owner=user)
-    model = models.first()
+    """The model a user submits predictions to: one they may change, else the registry's 404."""
+    model = ml_models_writable_by(user).filter(name=name).first()
     if model is None:
-        raise Http404(f"No model named {name!r} that you own.")
+        raise Http404(f"No model named {name!r} that you can access.")
     return model
 
 
@@ -71,10 +55,12 @@ def existing_predictions_by_external_id(*, model: MLModel, external_ids: list[st
     return {row["external_id"]: row for row in rows}
 
 
-def prediction_get_for_user(*, prediction_id: int, user: AbstractBaseUser) -> Prediction:
-    """One prediction with its version, decision and review task, if the user may see its model; else 404."""
+def prediction_get_for_user(*, prediction_id: int, user: AbstractBaseUser, for_write: bool = False) -> Prediction:
+    """One prediction with its version, decision and review task, if the user may see (or, ``for_write``,
+    change) its model; else 404."""
+    models = ml_models_writable_by(user) if for_write else ml_models_readable_by(user)
     prediction = (
-        Prediction.objects.filter(pk=prediction_id, model__in=models_visible_to(user))
+        Prediction.objects.filter(pk=prediction_id, model__in=models)
         .select_related("model", "version", "decision", "review_task", "outcome_reported_by")
         .defer("sensitive_attributes")
         .first()
@@ -100,7 +86,7 @@ def decisions_for_user(
         "prediction__version__number",
     )
     if not user_reads_every_model(user):
-        decisions = decisions.filter(model__owner=user)
+        decisions = decisions.filter(model__in=ml_models_readable_by(user))
     if model_name:
         decisions = decisions.filter(model__name=model_name)
     if since is not None:

@@ -6,6 +6,7 @@ the caller's transaction, so a receiver that is down loses nothing and a rolled-
 
 from collections.abc import Sequence
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -56,11 +57,31 @@ def decision_ledger_entry(decision: Decision, prediction: Prediction, *, actor, 
     )
 
 
+def _models_worked_on(webhooks: Sequence[Webhook], model_ids: set[int]) -> set[tuple[int, int]]:
+    """(user id, model id) for the owners of model-less webhooks and the models they own or their team owns."""
+    owners = {webhook.owner_id for webhook in webhooks if webhook.model_id is None and not webhook.owner.is_superuser}
+    if not owners:
+        return set()
+    models = list(MLModel.objects.filter(id__in=model_ids).values_list("id", "owner_id", "team_id"))
+    teams = {team_id for _, _, team_id in models if team_id is not None}
+    memberships = set(
+        get_user_model()
+        .groups.through.objects.filter(user_id__in=owners, group_id__in=teams)
+        .values_list("user_id", "group_id")
+    )
+    return {
+        (owner_id, model_id)
+        for model_id, model_owner_id, team_id in models
+        for owner_id in owners
+        if owner_id == model_owner_id or (owner_id, team_id) in memberships
+    }
+
+
 def webhook_deliveries_build(decisions: Sequence[Decision], predictions_by_id: dict[int, Prediction]):
     """Outbox rows for every active webhook subscribed to final decisions of these decisions' models.
 
-    A webhook without a model receives the decisions of every model its owner may read: the models they own
-    (every model, for a superuser), never another team's.
+    A webhook without a model receives the decisions of every model its owner works on: the models they own or
+    their team owns (every model, for a superuser), never another team's.
     """
     if not decisions:
         return []
@@ -74,16 +95,12 @@ def webhook_deliveries_build(decisions: Sequence[Decision], predictions_by_id: d
     ]
     if not webhooks:
         return []
-    owner_of_model = (
-        dict(MLModel.objects.filter(id__in=model_ids).values_list("id", "owner_id"))
-        if any(webhook.model_id is None for webhook in webhooks)
-        else {}
-    )
+    works_on = _models_worked_on(webhooks, model_ids)
 
     def subscribed(webhook: Webhook, decision: Decision) -> bool:
         if webhook.model_id is not None:
             return webhook.model_id == decision.model_id
-        return webhook.owner.is_superuser or webhook.owner_id == owner_of_model[decision.model_id]
+        return webhook.owner.is_superuser or (webhook.owner_id, decision.model_id) in works_on
 
     return [
         WebhookDelivery(

@@ -33,6 +33,7 @@ from jsonschema.exceptions import SchemaError
 from audits.ledger import LedgerEntry, canonical_json, ledger_append_many, sha256_hex
 from models_registry.choices import Stage
 from models_registry.models import MLModel, ModelVersion
+from models_registry.services import ml_model_check_writer
 from reviews.choices import DecisionSource, Route, TaskStatus
 from reviews.models import Decision, Prediction, ReviewTask
 from reviews.routing import Case, RoutingResult, route_case
@@ -468,6 +469,7 @@ def predictions_ingest(*, model: MLModel, items: Sequence[Any], actor) -> Intake
 
     Raises ``IntakeValidationError`` (400) or ``IntakeConflictError`` (409); in both cases nothing is stored.
     """
+    ml_model_check_writer(model=model, actor=actor)
     total = len(items)
     if total == 0:
         raise IntakeValidationError([IntakeError(None, "predictions", "Send at least one prediction.")], total=0)

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audits.ledger import ledger_append
+from models_registry.services import ml_model_check_writer
 from reviews.models import PERSONAL_DATA_FIELDS, Prediction
 
 
@@ -31,6 +32,7 @@ def prediction_report_outcome(
             .defer(*PERSONAL_DATA_FIELDS)
             .get(pk=prediction.pk)
         )
+        ml_model_check_writer(model=locked.model, actor=actor)
         labels = locked.model.labels
         if label not in labels:
             message = f"Unknown label {label!r}: the labels of {locked.model.name} are {', '.join(labels)}."

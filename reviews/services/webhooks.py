@@ -43,6 +43,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from models_registry.models import MLModel
+from models_registry.selectors import user_may_write_model
 from reviews.choices import DeliveryStatus
 from reviews.models import Webhook, WebhookDelivery
 
@@ -106,8 +107,8 @@ def _clean(*, owner, url: Any, events: Any, model: MLModel | None) -> dict[str, 
             errors["url"] = [problem]
     if not isinstance(events, list) or not events or any(event not in WEBHOOK_EVENTS for event in events):
         errors["events"] = [f"Choose one or more of: {', '.join(WEBHOOK_EVENTS)}."]
-    if model is not None and model.owner_id != owner.pk and not owner.is_superuser:
-        errors["model"] = ["You may only subscribe to models you own."]
+    if model is not None and not user_may_write_model(owner, model):
+        errors["model"] = ["You may only subscribe to models you or your team work on."]
     return errors
 
 

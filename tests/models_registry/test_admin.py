@@ -236,3 +236,15 @@ def test_the_registry_lists_in_the_console_do_not_grow_queries_with_rows(
 def test_compliance_officers_group_holds_the_decide_permission(compliance_officer):
     assert compliance_officer.groups.filter(name=Role.COMPLIANCE_OFFICER).exists()
     assert compliance_officer.has_perm("models_registry.decide_promotionrequest")
+
+
+def test_the_approval_page_names_the_models_owner_beside_the_requester(officer_client, ml_engineer, other_ml_engineer):
+    version = ModelVersionFactory(model__name="credit", model__owner=ml_engineer, number=1)
+    by_owner = PromotionRequestFactory(version=version, requester=ml_engineer, target_stage=Stage.STAGING)
+    # Written behind the platform's back (the request service refuses a non-owner): the page must still say so.
+    by_stranger = PromotionRequestFactory(version=version, requester=other_ml_engineer)
+
+    page = choose_action(officer_client, "approve_requests", by_owner, by_stranger).content.decode()
+
+    assert page.count(ml_engineer.username) >= 3  # requester of one, owner on both rows
+    assert page.count("The requester is neither the model's owner nor in its team.") == 1

@@ -1,8 +1,10 @@
 import json
 
 import pytest
+from django.contrib.auth.models import Group
 
 from audits.models import DecisionEvent
+from hitl_platform.roles import Role
 from models_registry.choices import PromotionStatus, Stage
 from models_registry.models import MLModel, ModelVersion, PromotionRequest
 from tests.factories import UserFactory
@@ -87,9 +89,9 @@ def test_the_model_list_is_five_queries_however_many_models(
     assert all(row["production_version"] for row in response.json()["results"])
 
 
-def test_the_model_list_can_be_filtered_by_risk_tier(engineer_client):
-    MLModelFactory(name="low-risk", risk_tier="low")
-    MLModelFactory(name="critical-risk", risk_tier="critical")
+def test_the_model_list_can_be_filtered_by_risk_tier(engineer_client, ml_engineer):
+    MLModelFactory(name="low-risk", risk_tier="low", owner=ml_engineer)
+    MLModelFactory(name="critical-risk", risk_tier="critical", owner=ml_engineer)
     response = engineer_client.get(MODELS_URL, {"risk_tier": "critical"})
     assert [row["name"] for row in response.json()["results"]] == ["critical-risk"]
 
@@ -121,7 +123,7 @@ def test_only_the_owner_or_an_administrator_may_change_a_model(
     api_client_for, credit_model, other_ml_engineer, admin_user
 ):
     refused = api_client_for(other_ml_engineer).patch(f"{MODELS_URL}credit/", {"risk_tier": "low"}, format="json")
-    assert refused.status_code == 403
+    assert refused.status_code == 404
     credit_model.refresh_from_db()
     assert credit_model.risk_tier != "low"
 
@@ -307,7 +309,7 @@ def test_a_versions_requests_are_listed_in_six_queries_however_many(
 
 # The role matrix: what each persona can and cannot do with the registry API.
 
-OK, CREATED, FORBIDDEN, UNAUTHORISED = 200, 201, 403, 401
+OK, CREATED, FORBIDDEN, UNAUTHORISED, NOT_FOUND = 200, 201, 403, 401, 404
 REGISTRY_CALLS = (
     "list models",
     "register model",
@@ -327,7 +329,9 @@ NOTHING = (FORBIDDEN,) * len(REGISTRY_CALLS)
     ("persona", "expected"),
     [
         ("ml_engineer", EVERYTHING),
-        ("other_ml_engineer", (OK, CREATED, OK, FORBIDDEN, OK, CREATED, OK, CREATED, OK)),
+        # Another team's model is hidden everywhere: the same 404 as a model nobody registered.
+        ("other_ml_engineer", (OK, CREATED, *(NOT_FOUND,) * 7)),
+        ("team_member", EVERYTHING),
         ("admin_user", EVERYTHING),
         ("compliance_officer", (OK, FORBIDDEN, OK, FORBIDDEN, OK, FORBIDDEN, OK, FORBIDDEN, OK)),
         ("reviewer_a", NOTHING),
@@ -339,10 +343,19 @@ NOTHING = (FORBIDDEN,) * len(REGISTRY_CALLS)
 def test_the_role_matrix_of_the_registry_api(
     request, api_client_for, anonymous_api_client, ml_engineer, persona, expected
 ):
-    MLModelFactory(name="credit", owner=ml_engineer)
+    team = Group.objects.create(name="credit-risk-team")
+    ml_engineer.groups.add(team)
+    MLModelFactory(name="credit", owner=ml_engineer, team=team)
     version = ModelVersionFactory(model=MLModel.objects.get(name="credit"), number=1)
     pending = PromotionRequestFactory(version=version, requester=ml_engineer, target_stage=Stage.STAGING)
-    client = anonymous_api_client if persona == "anonymous" else api_client_for(request.getfixturevalue(persona))
+    if persona == "team_member":
+        colleague = UserFactory(username="tom_ml", roles=[Role.ML_ENGINEER])
+        colleague.groups.add(team)
+        client = api_client_for(colleague)
+    elif persona == "anonymous":
+        client = anonymous_api_client
+    else:
+        client = api_client_for(request.getfixturevalue(persona))
     counts_before = (MLModel.objects.count(), ModelVersion.objects.count(), PromotionRequest.objects.count())
 
     calls = (
@@ -368,3 +381,53 @@ def test_the_role_matrix_of_the_registry_api(
             counts_before
         )
         assert MLModel.objects.get(name="credit").description != f"Edited by {persona}."
+
+
+def test_another_teams_model_is_answered_exactly_like_a_model_that_does_not_exist(
+    api_client_for, credit_model, other_ml_engineer
+):
+    client = api_client_for(other_ml_engineer)
+
+    theirs = client.get(f"{MODELS_URL}credit/")
+    missing = client.get(f"{MODELS_URL}does-not-exist/")
+
+    assert (theirs.status_code, missing.status_code) == (404, 404)
+    assert theirs.json()["detail"].replace("credit", "NAME") == missing.json()["detail"].replace(
+        "does-not-exist", "NAME"
+    )
+    assert "credit" not in [row["name"] for row in client.get(MODELS_URL).json()["results"]]
+
+
+def test_an_engineer_outside_the_team_cannot_take_over_a_model_by_registering_and_promoting_a_version(
+    api_client_for, credit_model, other_ml_engineer
+):
+    """The finding: a non-owner registered a version on another's model and asked for its production."""
+    ModelVersionFactory(model=credit_model, number=1, stage=Stage.PRODUCTION)
+    client = api_client_for(other_ml_engineer)
+
+    registered = client.post(f"{MODELS_URL}credit/versions/", {"metrics": {"f1": 0.99}}, format="json")
+    promoted = client.post(
+        f"{MODELS_URL}credit/versions/1/promotion-requests/",
+        {"target_stage": "archived", "rationale": "Replace it."},
+        format="json",
+    )
+
+    assert (registered.status_code, promoted.status_code) == (404, 404)
+    assert credit_model.versions.count() == 1
+    assert not PromotionRequest.objects.exists()
+
+
+def test_a_team_is_a_group_the_owner_belongs_to_and_never_a_role(engineer_client, ml_engineer):
+    Group.objects.create(name="fraud-team")
+    mine = Group.objects.create(name="credit-risk-team")
+    ml_engineer.groups.add(mine)
+
+    not_member = engineer_client.post(MODELS_URL, model_payload(name="a", team="fraud-team"), format="json")
+    a_role = engineer_client.post(MODELS_URL, model_payload(name="b", team=Role.ML_ENGINEER.value), format="json")
+    unknown = engineer_client.post(MODELS_URL, model_payload(name="c", team="no-such-team"), format="json")
+    registered = engineer_client.post(MODELS_URL, model_payload(name="d", team="credit-risk-team"), format="json")
+
+    assert [r.status_code for r in (not_member, a_role, unknown)] == [400, 400, 400]
+    assert all("team" in r.json() for r in (not_member, a_role, unknown))
+    assert registered.status_code == 201
+    assert registered.json()["team"] == "credit-risk-team"

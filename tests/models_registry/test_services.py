@@ -251,7 +251,7 @@ def test_requesting_a_promotion_records_history_and_a_ledger_event(ml_engineer):
     ],
 )
 def test_it_refuses_a_promotion_the_lifecycle_does_not_allow(ml_engineer, stage, target):
-    version = ModelVersionFactory(stage=stage)
+    version = ModelVersionFactory(stage=stage, model__owner=ml_engineer)
     with pytest.raises(ValidationError) as error:
         promotion_request_create(version=version, actor=ml_engineer, target_stage=target, rationale="Because.")
     assert "target_stage" in error.value.message_dict
@@ -259,7 +259,7 @@ def test_it_refuses_a_promotion_the_lifecycle_does_not_allow(ml_engineer, stage,
 
 
 def test_only_one_request_per_version_and_target_may_be_pending(ml_engineer):
-    version = ModelVersionFactory()
+    version = ModelVersionFactory(model__owner=ml_engineer)
     promotion_request_create(version=version, actor=ml_engineer, target_stage=Stage.PRODUCTION, rationale="A.")
     with pytest.raises(ValidationError):
         promotion_request_create(version=version, actor=ml_engineer, target_stage=Stage.PRODUCTION, rationale="B.")

@@ -44,7 +44,7 @@ def test_a_wrong_role_is_a_403(api_client_for, reviewer_a):
 def test_an_unknown_object_is_a_json_404(engineer_client):
     response = engineer_client.get(f"{MODELS}nothing-here/")
     assert response.status_code == 404
-    assert response.json() == {"detail": "No MLModel matches the given query."}
+    assert response.json() == {"detail": "No model named 'nothing-here' that you can access."}
 
 
 def test_a_method_the_endpoint_lacks_is_a_405_and_an_undeclared_one_is_refused(engineer_client, ml_engineer):

@@ -59,15 +59,23 @@ def test_a_bad_webhook_is_a_400_and_nothing_is_stored(api, body, field):
     assert not Webhook.objects.exists()
 
 
-def test_a_webhook_may_only_follow_the_owners_own_models(api, other_ml_engineer):
+def test_a_webhook_may_only_follow_models_of_its_owner_and_answers_another_teams_model_as_unknown(
+    api, other_ml_engineer
+):
     MLModelFactory(name="their-model", owner=other_ml_engineer)
 
-    response = api.post(
+    theirs = api.post(
         URL, {"url": "https://example.org/h", "events": ["decision.final"], "model": "their-model"}, format="json"
     )
+    unknown = api.post(
+        URL, {"url": "https://example.org/h", "events": ["decision.final"], "model": "no-such-model"}, format="json"
+    )
 
-    assert response.status_code == 400
-    assert response.json()["model"] == ["You may only subscribe to models you own."]
+    assert (theirs.status_code, unknown.status_code) == (400, 400)
+    assert theirs.json()["model"] == [
+        unknown.json()["model"][0].replace("no-such-model", "their-model")
+    ]
+    assert not Webhook.objects.exists()
 
 
 def test_an_owner_changes_a_webhook(api):
