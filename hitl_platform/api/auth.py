@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from hitl_platform.api.authentication import TokenAuthentication
 from hitl_platform.api.serializers import StrictSerializer
+from hitl_platform.client_address import client_ip
 
 
 class TokenAuthenticationScheme(KnoxTokenScheme):
@@ -33,7 +34,10 @@ class TokenRequestSerializer(StrictSerializer):
     password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
 
     def validate(self, attrs):
-        user = authenticate(request=self.context.get("request"), username=attrs["username"], password=attrs["password"])
+        request = self.context.get("request")
+        # The Django request, not DRF's wrapper: django-axes marks a lockout on it for its middleware to answer.
+        http_request = getattr(request, "_request", request)
+        user = authenticate(request=http_request, username=attrs["username"], password=attrs["password"])
         if user is None or not user.is_active:
             raise serializers.ValidationError("Unable to log in with the given username and password.")
         attrs["user"] = user
@@ -45,12 +49,19 @@ class TokenResponseSerializer(serializers.Serializer):
     expiry = serializers.DateTimeField(allow_null=True)
 
 
+class TokenThrottle(ScopedRateThrottle):
+    """The token endpoint's rate limit, keyed on the client address as the platform reads it everywhere."""
+
+    def get_ident(self, request) -> str:
+        return client_ip(request)
+
+
 class ObtainTokenView(APIView):
     """Exchange a username and password for an API token. The token is shown once and stored hashed."""
 
     authentication_classes = ()
     permission_classes = (AllowAny,)
-    throttle_classes = (ScopedRateThrottle,)
+    throttle_classes = (TokenThrottle,)
     throttle_scope = "token"
 
     @extend_schema(request=TokenRequestSerializer, responses={201: TokenResponseSerializer}, tags=["auth"])

@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "simple_history",
     "django_celery_beat",
+    "axes",
     "hitl_platform.apps.HitlPlatformConfig",
     "models_registry",
     "reviews",
@@ -45,6 +46,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Last, as django-axes requires: it turns a lockout signalled by its backend into the lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "hitl_platform.urls"
@@ -97,7 +100,23 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
 
-AUTHENTICATION_BACKENDS = ["hitl_platform.auth_backends.ModelBackendOneQuery"]
+# django-axes first: it refuses a locked-out username or address before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "hitl_platform.auth_backends.ModelBackendOneQuery"]
+
+# How many proxies in front of the platform append to X-Forwarded-For (hitl_platform.client_address); 0 trusts
+# none of it, so a client cannot choose the address it is throttled or locked out under.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+
+# Login brute force (django-axes), on the console, the reviewer login and the API token endpoint: after
+# LOGIN_FAILURE_LIMIT wrong passwords for one username, or from one address, logins are refused for
+# LOGIN_LOCKOUT_MINUTES. An administrator unlocks earlier in the console (Axes > Access attempts: delete them).
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "hitl_platform.client_address.client_ip"
+AXES_LOCKOUT_CALLABLE = "hitl_platform.lockout.lockout_response"
+AXES_VERBOSE = False
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -127,6 +146,8 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
     ],
     "DEFAULT_THROTTLE_RATES": {"token": env_str("API_TOKEN_THROTTLE", "20/minute")},
+    # DRF's own reading of X-Forwarded-For, for any throttle not built on hitl_platform.client_address.
+    "NUM_PROXIES": env_int("TRUSTED_PROXY_COUNT", 0),
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
