@@ -6,7 +6,6 @@ Decision exports carry no personal data (the input's SHA-256 stands for it); a c
 input features, which compliance officers may see, but never its sensitive attributes.
 """
 
-import csv
 import json
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -18,6 +17,7 @@ from audits.models import DecisionEvent, Export
 from audits.selectors.cases import CaseTrail, case_trail
 from audits.selectors.exports import decisions_batches, decisions_for_export
 from audits.selectors.ledger import ledger_events_for_decisions, ledger_head_now
+from hitl_platform.spreadsheet import csv_writer
 from reviews.models import Decision
 
 DECISION_COLUMNS = [
@@ -101,7 +101,7 @@ def write_decisions_export(sink: TextSink, *, export: Export, report: Callable[[
     head_id, head_hash = ledger_head_now()
     written = 0
     if export.format == ExportFormat.CSV:
-        writer = csv.writer(sink)
+        writer = csv_writer(sink)
         writer.writerow(DECISION_COLUMNS)
     else:
         header = {
@@ -300,7 +300,7 @@ def write_case_export(sink: TextSink, *, export: Export) -> int:
         }
         sink.write(_dumps(document))
         return len(document["ledger"])
-    writer = csv.writer(sink)
+    writer = csv_writer(sink)
     writer.writerow(CASE_COLUMNS)
     rows = _case_timeline(document)
     writer.writerows(rows)

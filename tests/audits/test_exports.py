@@ -11,8 +11,10 @@ from django.utils import timezone
 
 from audits.models import DecisionEvent, Export
 from audits.services.exports import export_request
+from hitl_platform.roles import Role
 from reviews.choices import DecisionSource
 from reviews.services.decisions import decision_record
+from tests.factories import UserFactory
 from tests.reviews.factories import PredictionFactory
 
 
@@ -224,3 +226,51 @@ def test_the_api_refuses_exports_to_people_without_the_permission(api_client_for
 
     assert api.post("/api/v1/exports/", {"kind": "case", "prediction": prediction.pk}).status_code == 403
     assert api.get("/api/v1/exports/").status_code == 403
+
+
+HOSTILE_CELLS = ['=HYPERLINK("https://evil.example","x")', "+1+1", "-2+3", "@SUM(A1)", "\tcmd", "\rcmd"]
+
+
+@pytest.mark.parametrize("format_", ["decisions", "case"])
+def test_csv_exports_neutralise_cells_a_spreadsheet_would_run_as_formulas(
+    compliance_officer, django_capture_on_commit_callbacks, format_
+):
+    """OWASP's rule: a cell starting with = + - @ tab or CR is prefixed with a quote, in every CSV we write."""
+    predictions = [PredictionFactory(external_id=hostile, predicted_label="approve") for hostile in HOSTILE_CELLS]
+    model = predictions[0].model
+    for prediction in predictions[1:]:
+        prediction.model, prediction.version = model, predictions[0].version
+        prediction.save(update_fields=["model", "version"])
+    # Usernames may start with @, + or -: the case export's actor column holds them alone in a cell.
+    hostile_adjudicator = UserFactory(username="@SUM", roles=[Role.REVIEWER, Role.ADJUDICATOR])
+    for prediction in predictions:
+        decision_record(
+            prediction=prediction,
+            final_label="approve",
+            source=DecisionSource.ADJUDICATION,
+            agreement=None,
+            decided_by=hostile_adjudicator,
+            reason="=cmd|' /C calc'!A0",
+        )
+    now = timezone.now()
+    with django_capture_on_commit_callbacks(execute=True):
+        if format_ == "decisions":
+            export = export_request(
+                actor=compliance_officer,
+                kind="decisions",
+                format="csv",
+                model=model,
+                period_start=now - timedelta(hours=1),
+                period_end=now + timedelta(hours=1),
+            )
+        else:
+            export = export_request(actor=compliance_officer, kind="case", format="csv", prediction=predictions[0])
+    export.refresh_from_db()
+
+    cells = [cell for row in csv.reader(io.StringIO(export.file.read().decode())) for cell in row]
+
+    assert not [cell for cell in cells if cell.startswith(("=", "+", "-", "@", "\t", "\r"))]
+    if format_ == "decisions":
+        assert {f"'{hostile}" for hostile in HOSTILE_CELLS} <= set(cells)
+    else:
+        assert "'@SUM" in cells
