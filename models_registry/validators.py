@@ -20,7 +20,8 @@ MAX_LABELS = 1000
 MAX_SENSITIVE_ATTRIBUTES = 100
 
 
-def _json_problem(value: Any) -> str | None:
+def json_value_problem(value: Any) -> str | None:
+    """Why a JSON column of every database we support cannot store ``value``, or None if it can."""
     # Iterative walk: a value may nest deeper than Python's recursion limit.
     stack = [value]
     while stack:
@@ -44,7 +45,7 @@ def _json_problem(value: Any) -> str | None:
 
 def validate_json_value(value: Any) -> None:
     """Refuse what a JSON column cannot store on every database we support."""
-    problem = _json_problem(value)
+    problem = json_value_problem(value)
     if problem:
         raise ValidationError(problem, code="invalid_json_value")
 

@@ -53,6 +53,11 @@ class RegistryView(GenericAPIView):
     permission_classes = (RolePermission,)
     # Each view declares the permissions of every method it implements (see RolePermission).
     required_permissions: dict[str, tuple[str, ...]] = {}
+    # The input serializer of each write method: what OPTIONS describes (DRF's metadata asks for it).
+    input_serializers: dict[str, type] = {}
+
+    def get_serializer_class(self):
+        return self.input_serializers.get(self.request.method) if self.request else None
 
     def paginated(self, queryset, serializer_class) -> Response:
         page = self.paginate_queryset(self.filter_queryset(queryset))
@@ -87,6 +92,7 @@ class RegistryView(GenericAPIView):
 @extend_schema(tags=TAGS)
 class MLModelListCreateView(RegistryView):
     required_permissions = {"GET": (VIEW_MODEL,), "POST": ("models_registry.add_mlmodel",)}
+    input_serializers = {"POST": MLModelCreateInputSerializer}
     filterset_fields = ("task", "risk_tier")
 
     def get_queryset(self):
@@ -111,6 +117,7 @@ class MLModelListCreateView(RegistryView):
 @extend_schema(tags=TAGS, parameters=[NAME_PARAMETER])
 class MLModelDetailView(RegistryView):
     required_permissions = {"GET": (VIEW_MODEL,), "PATCH": ("models_registry.change_mlmodel",)}
+    input_serializers = {"PATCH": MLModelUpdateInputSerializer}
 
     def get_object(self) -> MLModel:
         models = self._visible_models(for_write=self.request.method not in SAFE_METHODS)
@@ -141,6 +148,7 @@ class MLModelDetailView(RegistryView):
 @extend_schema(tags=TAGS, parameters=[NAME_PARAMETER])
 class ModelVersionListCreateView(RegistryView):
     required_permissions = {"GET": (VIEW_VERSION,), "POST": ("models_registry.add_modelversion",)}
+    input_serializers = {"POST": ModelVersionCreateInputSerializer}
     filterset_fields = ("stage",)
 
     def get_queryset(self):
@@ -196,6 +204,7 @@ class ModelVersionDetailView(RegistryView):
 @extend_schema(tags=TAGS, parameters=[NAME_PARAMETER, NUMBER_PARAMETER])
 class PromotionRequestListCreateView(RegistryView):
     required_permissions = {"GET": (VIEW_REQUEST,), "POST": ("models_registry.add_promotionrequest",)}
+    input_serializers = {"POST": PromotionRequestCreateInputSerializer}
 
     def get_queryset(self):
         return promotion_request_list().filter(

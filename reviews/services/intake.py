@@ -34,6 +34,7 @@ from audits.ledger import LedgerEntry, canonical_json, ledger_append_many, sha25
 from models_registry.choices import Stage
 from models_registry.models import MLModel, ModelVersion
 from models_registry.services import ml_model_check_writer
+from models_registry.validators import json_value_problem
 from reviews.choices import DecisionSource, Route, TaskStatus
 from reviews.models import Decision, Prediction, ReviewTask
 from reviews.routing import Case, RoutingResult, route_case
@@ -149,7 +150,8 @@ def _parse_items(model: MLModel, raw_items: Sequence[Any], errors: list[IntakeEr
             errors.append(IntakeError(index, name, message))
 
         for name in sorted(raw.keys() - ITEM_FIELDS):
-            error(name, "Unknown field.")
+            # A key may hold a lone surrogate, which no response could encode: name it escaped.
+            error(str(name).encode("utf-8", "backslashreplace").decode("utf-8"), "Unknown field.")
 
         external_id = raw.get("external_id")
         if external_id is None:
@@ -210,6 +212,14 @@ def _parse_items(model: MLModel, raw_items: Sequence[Any], errors: list[IntakeEr
                     error("scores", "Each score must be a number between 0 and 1.")
                 if label is None:
                     error("scores", "Scores need a label; leave both out to have the platform score it.")
+
+        # What PostgreSQL cannot store (NUL, lone surrogates, 1e400 parsed as infinity) is refused here by field,
+        # on every database, rather than failing at the database or when the payload is hashed.
+        for name in ("external_id", "features", "attributes", "explanation"):
+            if name in raw and isinstance(raw[name], str | dict | list | float):
+                problem = json_value_problem(raw[name])
+                if problem:
+                    error(name, problem)
 
         version_number = raw.get("version")
         if version_number is not None and (

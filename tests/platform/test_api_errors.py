@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from hitl_platform.api.exceptions import api_exception_handler
 from models_registry.models import MLModel
-from tests.models_registry.factories import MLModelFactory
+from tests.models_registry.factories import MLModelFactory, ModelVersionFactory
 
 MODELS = "/api/v1/models/"
 
@@ -116,3 +116,27 @@ def test_a_service_error_without_a_field_becomes_non_field_errors():
     response = api_exception_handler(ValidationError("Promotion request #3 was already approved."), {})
     assert response.status_code == 400
     assert response.data == {"non_field_errors": ["Promotion request #3 was already approved."]}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/models/",
+        "/api/v1/models/credit/",
+        "/api/v1/models/credit/versions/",
+        "/api/v1/models/credit/versions/1/",
+        "/api/v1/models/credit/versions/1/promotion-requests/",
+        "/api/v1/models/credit/predictions/",
+        "/api/v1/decisions/",
+        "/api/v1/webhooks/",
+    ],
+)
+def test_options_describes_an_endpoint_instead_of_failing(api_client_for, ml_engineer, path):
+    """Found by the probe: OPTIONS on the registry endpoints answered 500."""
+    model = MLModelFactory(name="credit", owner=ml_engineer)
+    ModelVersionFactory(model=model, number=1)
+
+    response = api_client_for(ml_engineer).options(path)
+
+    assert response.status_code == 200
+    assert response.json()["name"]

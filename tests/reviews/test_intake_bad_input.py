@@ -6,6 +6,7 @@ import pytest
 
 from audits.models import DecisionEvent
 from models_registry.choices import Stage
+from models_registry.models import MLModel
 from reviews.models import Decision, Prediction, ReviewTask
 from tests.models_registry.factories import MLModelFactory, ModelVersionFactory
 
@@ -180,3 +181,60 @@ def test_every_error_of_every_item_is_listed_at_once(api):
     fields = [(e["index"], e["field"]) for e in response.json()["errors"]]
     assert fields == [(0, "confidence"), (1, "external_id"), (1, "label")]
     assert response.json()["detail"] == "2 of 3 predictions are invalid; nothing was stored."
+
+
+@pytest.fixture
+def open_schema_api(api_client_for, ml_engineer):
+    """A model whose schema accepts any feature, so only the value itself can be refused."""
+    model = MLModelFactory(name="open-model", owner=ml_engineer, feature_schema={"type": "object"})
+    ModelVersionFactory(model=model, number=1, stage=Stage.PRODUCTION)
+    return api_client_for(ml_engineer)
+
+
+UNSTORABLE = [
+    ("lone surrogate in the external id", '"external_id": "a\\ud800", "features": {}', "external_id"),
+    ("NUL in the external id", '"external_id": "a\\u0000b", "features": {}', "external_id"),
+    ("lone surrogate in a feature", '"external_id": "a", "features": {"note": "x\\udfff"}', "features"),
+    ("lone surrogate in a feature name", '"external_id": "a", "features": {"\\ud800": 1}', "features"),
+    ("NUL in a feature", '"external_id": "a", "features": {"note": "x\\u0000"}', "features"),
+    ("1e400 in a feature", '"external_id": "a", "features": {"amount": 1e400}', "features"),
+    (
+        "lone surrogate in an attribute",
+        '"external_id": "a", "features": {}, "attributes": {"sex": "\\ud800"}',
+        "attributes",
+    ),
+    (
+        "1e400 in the explanation",
+        '"external_id": "a", "features": {}, "explanation": {"amount": -1e400}',
+        "explanation",
+    ),
+    ("NUL in the explanation", '"external_id": "a", "features": {}, "explanation": "why\\u0000"', "explanation"),
+]
+
+
+@pytest.mark.parametrize(("case", "body", "field"), UNSTORABLE, ids=[row[0] for row in UNSTORABLE])
+def test_values_a_database_cannot_store_are_a_400_naming_the_field(open_schema_api, case, body, field):
+    """Found by the probe: these answered 500 (or, NUL on SQLite, were stored and would fail on PostgreSQL)."""
+    model = MLModel.objects.get(name="open-model")
+    model.sensitive_attributes = ["sex"]
+    model.save(update_fields=["sensitive_attributes"])
+    raw = '{"label": "approve", "confidence": 0.9, ' + body + "}"
+
+    response = open_schema_api.generic(
+        "POST", "/api/v1/models/open-model/predictions/", raw, content_type="application/json"
+    )
+
+    assert response.status_code == 400, response.content
+    assert [e["field"] for e in response.json()["errors"]] == [field]
+    assert not Prediction.objects.exists()
+
+
+def test_an_unknown_field_named_with_a_lone_surrogate_is_named_escaped(open_schema_api):
+    raw = '{"external_id": "a", "features": {}, "label": "approve", "\\ud800": 1}'
+
+    response = open_schema_api.generic(
+        "POST", "/api/v1/models/open-model/predictions/", raw, content_type="application/json"
+    )
+
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "\\ud800"
