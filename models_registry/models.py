@@ -7,6 +7,7 @@ from simple_history.models import HistoricalRecords
 from models_registry.choices import ModelTask, PromotionStatus, RiskTier, Stage
 from models_registry.validators import (
     validate_feature_schema,
+    validate_features_apart_from_sensitive,
     validate_label_set,
     validate_labels,
     validate_metrics,
@@ -67,6 +68,9 @@ class MLModel(models.Model):
     def clean(self) -> None:
         if isinstance(self.labels, list):
             validate_label_set(task=self.task, labels=self.labels, positive_label=self.positive_label)
+        validate_features_apart_from_sensitive(
+            feature_schema=self.feature_schema, sensitive_attributes=self.sensitive_attributes
+        )
 
 
 def model_file_path(instance: "ModelVersion", filename: str) -> str:

@@ -43,6 +43,70 @@ def json_value_problem(value: Any) -> str | None:
     return None
 
 
+def sensitive_name_key(name: str) -> str:
+    """A name as compared with sensitive attributes: case, whitespace, underscores and hyphens do not count, so
+    "Age band", "age_band" and "AGE-BAND" are one name."""
+    return "".join(character for character in str(name).casefold() if not (character.isspace() or character in "_-"))
+
+
+def sensitive_name_keys(names: Any) -> frozenset[str]:
+    return frozenset(sensitive_name_key(name) for name in names or [])
+
+
+def sensitive_paths(value: Any, keys: frozenset[str], prefix: str = "") -> list[str]:
+    """Dotted paths of the entries of ``value`` (at any depth) whose names are sensitive attribute names."""
+    found: list[str] = []
+    stack: list[tuple[str, Any]] = [(prefix, value)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, dict):
+            for name, child in node.items():
+                child_path = f"{path}.{name}" if path else str(name)
+                if sensitive_name_key(name) in keys:
+                    found.append(child_path)
+                else:
+                    stack.append((child_path, child))
+        elif isinstance(node, list):
+            stack.extend((f"{path}.{index}" if path else str(index), child) for index, child in enumerate(node))
+    return sorted(found)
+
+
+def _schema_property_names(schema: Any) -> list[str]:
+    names: list[str] = []
+    for key, value in _walk_schema(schema):
+        if key in ("properties", "patternProperties") and isinstance(value, dict):
+            names.extend(str(name) for name in value)
+    return names
+
+
+def _walk_schema(schema: Any):
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                yield key, value
+                stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def validate_features_apart_from_sensitive(*, feature_schema: Any, sensitive_attributes: Any) -> None:
+    """Refuse a feature schema naming a sensitive attribute (at any depth): it would show it to every reviewer."""
+    keys = sensitive_name_keys(sensitive_attributes)
+    clashes = sorted(
+        {name for name in _schema_property_names(feature_schema or {}) if sensitive_name_key(name) in keys}
+    )
+    if clashes:
+        raise ValidationError(
+            {
+                "feature_schema": f"Features may not be named like a sensitive attribute ({', '.join(clashes)}): "
+                "sensitive attributes travel apart from the features, in 'attributes', and are never shown to "
+                "reviewers."
+            }
+        )
+
+
 def validate_json_value(value: Any) -> None:
     """Refuse what a JSON column cannot store on every database we support."""
     problem = json_value_problem(value)

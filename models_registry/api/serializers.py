@@ -12,6 +12,7 @@ from models_registry.validators import (
     MAX_LABELS,
     MAX_SENSITIVE_ATTRIBUTES,
     validate_feature_schema,
+    validate_features_apart_from_sensitive,
     validate_label_set,
     validate_labels,
     validate_metrics,
@@ -65,6 +66,9 @@ class MLModelCreateInputSerializer(StrictSerializer):
 
     def validate(self, attrs):
         validate_label_set(task=attrs["task"], labels=attrs["labels"], positive_label=attrs["positive_label"])
+        validate_features_apart_from_sensitive(
+            feature_schema=attrs["feature_schema"], sensitive_attributes=attrs["sensitive_attributes"]
+        )
         return attrs
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from models_registry.models import MLModel
+from models_registry.validators import sensitive_name_keys
 from reviews.models import Decision, Prediction, Review
 from reviews.selectors.queue import display_value, without_sensitive
 
@@ -80,7 +81,7 @@ def _decisions():
 
 def _shape(decision: Decision) -> AppealCase:
     prediction, model = decision.prediction, decision.model
-    sensitive = {name.lower() for name in model.sensitive_attributes or []}
+    sensitive = sensitive_name_keys(model.sensitive_attributes)
     reviews = list(Review.objects.filter(task__prediction_id=prediction.pk).select_related("reviewer").order_by("id"))
     history = decision.history.select_related("history_user").order_by("history_date", "history_id")
     trail = [

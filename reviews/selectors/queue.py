@@ -16,6 +16,7 @@ from typing import Any
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from models_registry.validators import sensitive_name_key, sensitive_name_keys
 from reviews.choices import CLAIMABLE_TASK_STATUSES, AssignmentStatus, TaskStatus
 from reviews.models import Assignment, Review, ReviewTask
 from reviews.routing import format_number
@@ -97,11 +98,28 @@ def display_value(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def without_sensitive(mapping: dict, sensitive: set[str]) -> list[tuple[str, Any]]:
-    return [(name, value) for name, value in mapping.items() if name.lower() not in sensitive]
+def _redacted(value: Any, sensitive: frozenset[str]) -> Any:
+    if isinstance(value, dict):
+        return {
+            name: _redacted(child, sensitive)
+            for name, child in value.items()
+            if sensitive_name_key(name) not in sensitive
+        }
+    if isinstance(value, list):
+        return [_redacted(child, sensitive) for child in value]
+    return value
 
 
-def _explanation(explanation: Any, sensitive: set[str]) -> tuple[list[tuple[str, str]], str]:
+def without_sensitive(mapping: dict, sensitive: frozenset[str]) -> list[tuple[str, Any]]:
+    """The entries of ``mapping`` not named like a sensitive attribute (``sensitive_name_keys``), at any depth."""
+    return [
+        (name, _redacted(value, sensitive))
+        for name, value in mapping.items()
+        if sensitive_name_key(name) not in sensitive
+    ]
+
+
+def _explanation(explanation: Any, sensitive: frozenset[str]) -> tuple[list[tuple[str, str]], str]:
     """Rows (largest effect first when the values are numbers) or a text, never a sensitive entry."""
     if isinstance(explanation, dict):
         entries = without_sensitive(explanation, sensitive)
@@ -131,7 +149,7 @@ def policy_is_blind(model) -> bool:
 def case_view(task: ReviewTask, *, reveal_model: bool) -> CaseView:
     """Shape a task (loaded by one of this module's selectors) for a page; `reveal_model` overrides blinding."""
     prediction, model = task.prediction, task.model
-    sensitive = {name.lower() for name in model.sensitive_attributes or []}
+    sensitive = sensitive_name_keys(model.sensitive_attributes)
     blind = not reveal_model and policy_is_blind(model)
     reasons = [str(reason) for reason in prediction.route_reasons or []]
     shown = [reason for reason in reasons if not (blind and _reveals_model_answer(reason, prediction.predicted_label))]

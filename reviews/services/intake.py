@@ -34,7 +34,7 @@ from audits.ledger import LedgerEntry, canonical_json, ledger_append_many, sha25
 from models_registry.choices import Stage
 from models_registry.models import MLModel, ModelVersion
 from models_registry.services import ml_model_check_writer
-from models_registry.validators import json_value_problem
+from models_registry.validators import json_value_problem, sensitive_name_keys, sensitive_paths
 from reviews.choices import DecisionSource, Route, TaskStatus
 from reviews.models import Decision, Prediction, ReviewTask
 from reviews.routing import Case, RoutingResult, route_case
@@ -137,6 +137,7 @@ def _parse_items(model: MLModel, raw_items: Sequence[Any], errors: list[IntakeEr
     labels = set(model.labels)
     label_list = ", ".join(model.labels)
     sensitive = set(model.sensitive_attributes or [])
+    sensitive_keys = sensitive_name_keys(sensitive)
     first_index_of: dict[str, int] = {}
     items: list[_Item] = []
 
@@ -173,6 +174,12 @@ def _parse_items(model: MLModel, raw_items: Sequence[Any], errors: list[IntakeEr
         else:
             for path, message in validator.problems(features):
                 error(f"features.{path}" if path else "features", message)
+            for path in sensitive_paths(features, sensitive_keys):
+                error(
+                    f"features.{path}",
+                    "Named like a sensitive attribute of the model: send it in 'attributes' (kept apart, never "
+                    "shown to reviewers), not in the features.",
+                )
 
         attributes = raw.get("attributes")
         if attributes is not None:

@@ -431,3 +431,30 @@ def test_a_team_is_a_group_the_owner_belongs_to_and_never_a_role(engineer_client
     assert all("team" in r.json() for r in (not_member, a_role, unknown))
     assert registered.status_code == 201
     assert registered.json()["team"] == "credit-risk-team"
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "object", "properties": {"sex": {"type": "string"}}},
+        {"type": "object", "properties": {"Age Band": {"type": "string"}}},
+        {"type": "object", "properties": {"applicant": {"type": "object", "properties": {"SEX": {"type": "string"}}}}},
+    ],
+)
+def test_a_feature_schema_naming_a_sensitive_attribute_is_refused_at_registration(engineer_client, schema):
+    response = engineer_client.post(
+        MODELS_URL, model_payload(feature_schema=schema, sensitive_attributes=["sex", "age_band"]), format="json"
+    )
+
+    assert response.status_code == 400
+    assert "feature_schema" in response.json()
+    assert not MLModel.objects.exists()
+
+
+def test_declaring_a_sensitive_attribute_that_is_already_a_feature_is_refused_on_change(engineer_client, credit_model):
+    response = engineer_client.patch(
+        f"{MODELS_URL}credit/", {"sensitive_attributes": ["sex", "Age"], "reason": "Audit by age."}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert "feature_schema" in response.json()

@@ -238,3 +238,26 @@ def test_an_unknown_field_named_with_a_lone_surrogate_is_named_escaped(open_sche
 
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == "\\ud800"
+
+
+@pytest.mark.parametrize(
+    ("features", "field"),
+    [
+        ({"sex": "female"}, "features.sex"),
+        ({" Sex ": "female"}, "features. Sex "),
+        ({"applicant": {"AGE_BAND": "18-24"}}, "features.applicant.AGE_BAND"),
+        ({"people": [{"age band": "18-24"}]}, "features.people.0.age band"),
+    ],
+)
+def test_a_feature_named_like_a_sensitive_attribute_is_refused(open_schema_api, features, field):
+    """Sensitive attributes travel apart, in 'attributes': a feature would show them to every reviewer."""
+    model = MLModel.objects.get(name="open-model")
+    model.sensitive_attributes = ["sex", "age_band"]
+    model.save(update_fields=["sensitive_attributes"])
+    item = {"external_id": "a", "features": features, "label": "approve", "confidence": 0.9}
+
+    response = open_schema_api.post("/api/v1/models/open-model/predictions/", item, format="json")
+
+    assert response.status_code == 400
+    assert [e["field"] for e in response.json()["errors"]] == [field]
+    assert not Prediction.objects.exists()

@@ -126,6 +126,26 @@ class TestReviewForm:
         assert "age_band" not in html and "35-50" not in html
         assert ">sex<" not in html
 
+    def test_features_named_like_a_sensitive_attribute_are_hidden_at_any_depth_and_in_any_spelling(
+        self, client, version, reviewer_a
+    ):
+        """Found by the probe: only exact top-level names were hidden. Intake now refuses such features; a case
+        stored before that (or behind the platform's back) must still not show them."""
+        case_task(
+            version,
+            prediction__features={
+                "credit_amount": 4200.0,
+                "Age Band": "18-24",
+                "applicant": {"SEX": "female", "income": 3100, "household": [{"age-band": "50+"}]},
+            },
+        )
+        html = login(client, reviewer_a).get(claim(client)).content.decode()
+
+        assert "3100" in html or "3,100" in html
+        assert "female" not in html and "SEX" not in html
+        assert "18-24" not in html and "Age Band" not in html
+        assert "50+" not in html
+
     def test_blind_review_hides_the_models_answer_and_the_reasons_that_reveal_it(self, client, version, reviewer_a):
         RoutingPolicyFactory(model=version.model, blind_review=True)
         case_task(version)
