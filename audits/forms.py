@@ -6,6 +6,7 @@ from django.utils import timezone
 from audits.choices import ExportFormat, ExportKind
 from audits.selectors.dashboard import DASHBOARD_PERIODS, DEFAULT_DASHBOARD_PERIOD
 from models_registry.models import MLModel
+from reviews.forms import MAX_TEXT_LENGTH
 from reviews.models import Prediction
 
 
@@ -24,7 +25,7 @@ class DecisionAppealForm(forms.Form):
     final_label = forms.ChoiceField(label="New final label")
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 4}),
-        max_length=2000,
+        max_length=MAX_TEXT_LENGTH,
         help_text="Recorded in the decision's history and in the ledger.",
     )
 

@@ -5,6 +5,10 @@ from django import forms
 from models_registry.models import MLModel
 from reviews.services.reviewing import MAX_TIME_SPENT_SECONDS
 
+# Rationales, reasons and appeal texts: long enough for any real argument, bounded so a page or a paste cannot
+# store megabytes in the trail of every case.
+MAX_TEXT_LENGTH = 10_000
+
 
 class _LabelForm(forms.Form):
     label = forms.ChoiceField(widget=forms.RadioSelect, error_messages={"required": "Choose a label."})
@@ -25,6 +29,7 @@ class ReviewForm(_LabelForm):
 
     rationale = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 5}),
+        max_length=MAX_TEXT_LENGTH,
         strip=True,
         error_messages={"required": "Explain your label: a rationale is required."},
     )
@@ -36,6 +41,7 @@ class CorrectionForm(ReviewForm):
     reason = forms.CharField(
         label="Why correct it",
         widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=MAX_TEXT_LENGTH,
         strip=True,
         error_messages={"required": "Say why you correct your review."},
     )
@@ -53,6 +59,7 @@ class AdjudicationForm(_LabelForm):
     reason = forms.CharField(
         label="Reason for the final call",
         widget=forms.Textarea(attrs={"rows": 4}),
+        max_length=MAX_TEXT_LENGTH,
         strip=True,
         error_messages={"required": "Give the reason for your final call."},
     )
@@ -93,7 +100,7 @@ class AppealForm(forms.Form):
     reason = forms.CharField(
         label="Reason for reversing it",
         widget=forms.Textarea(attrs={"rows": 4}),
-        max_length=2000,
+        max_length=MAX_TEXT_LENGTH,
         strip=True,
         error_messages={"required": "Give a reason: it is recorded in the history and the ledger."},
     )

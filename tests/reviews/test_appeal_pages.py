@@ -167,6 +167,16 @@ class TestSearch:
 
 
 class TestReversal:
+    def test_an_appeal_reason_over_ten_thousand_characters_is_a_form_error(self, client, decided_case, adjudicator):
+        _, decision = decided_case
+        login(client, adjudicator)
+
+        response = appeal(client, decision, final_label="approve", reason="z" * 10_001)
+
+        assert "at most 10000 characters" in response.content.decode()
+        decision.refresh_from_db()
+        assert decision.final_label == "deny"
+
     def test_an_adjudicator_finds_a_case_and_reverses_its_decision(self, client, decided_case, adjudicator):
         prediction, decision = decided_case
         login(client, adjudicator)

@@ -213,6 +213,18 @@ class TestSubmitPage:
         assert "Choose a label." in html and "a rationale is required" in html
         assert not Review.objects.exists()
 
+    def test_a_rationale_over_ten_thousand_characters_is_a_form_error_and_nothing_is_stored(
+        self, client, version, reviewer_a
+    ):
+        case_task(version)
+        form_url = claim(login(client, reviewer_a))
+
+        response = client.post(form_url, {"label": "deny", "rationale": "x" * 10_001})
+
+        assert response.status_code == 200
+        assert "Ensure this value has at most 10000 characters (it has 10001)." in response.content.decode()
+        assert not Review.objects.exists()
+
     def test_double_submit_is_harmless(self, client, version, reviewer_a):
         case_task(version, reviews_required=2)
         form_url = claim(login(client, reviewer_a))
@@ -341,6 +353,16 @@ class TestAdjudicationPages:
         assert "reviewers split 1-1" in html
         assert 'id="model-answer"' in html
         assert "female" not in html
+
+    def test_a_final_call_reason_over_ten_thousand_characters_is_a_form_error(self, client, escalated, adjudicator):
+        login(client, adjudicator)
+        response = client.post(
+            reverse("reviews:adjudicate", args=[escalated.pk]), {"label": "deny", "reason": "y" * 10_001}
+        )
+
+        assert "at most 10000 characters" in response.content.decode()
+        escalated.refresh_from_db()
+        assert escalated.status == TaskStatus.ESCALATED
 
     def test_the_final_call_is_recorded_as_an_adjudication_decision(self, client, escalated, adjudicator):
         login(client, adjudicator)
