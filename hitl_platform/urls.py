@@ -1,7 +1,8 @@
+from csp.decorators import csp_update
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from hitl_platform import views
 from hitl_platform.api.auth import ObtainTokenView, RevokeTokenView
@@ -13,7 +14,16 @@ api_v1 = [
     path("", include("reviews.api.urls")),
     path("", include("audits.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-v1:schema"), name="docs"),
+    # The split view serves Swagger UI's init script as a file of its own (docs/?script), as the CSP requires.
+    # Swagger UI's stylesheet draws its icons as data: images, so this page alone may load those: an image runs
+    # no script, and these come inside the stylesheet this server serves.
+    path(
+        "docs/",
+        csp_update({"img-src": ["data:"]})(
+            SpectacularSwaggerSplitView.as_view(url_name="api-v1:schema", template_name="api/swagger_ui.html")
+        ),
+        name="docs",
+    ),
 ]
 
 urlpatterns = [
