@@ -11,6 +11,10 @@ class ExportFormat(models.TextChoices):
     JSON = "json", "JSON"
 
 
+# What an export's file is, as its download says (Content-Type).
+EXPORT_CONTENT_TYPES = {ExportFormat.CSV: "text/csv; charset=utf-8", ExportFormat.JSON: "application/json"}
+
+
 class JobStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_http_methods
 from kombu.exceptions import OperationalError
 
 from audits.charts import Series, horizontal_bars_svg, stacked_columns_svg
-from audits.choices import JobStatus
+from audits.choices import EXPORT_CONTENT_TYPES, JobStatus
 from audits.forms import DashboardPeriodForm, DecisionAppealForm, ExportRequestForm
 from audits.selectors.cases import case_trail
 from audits.selectors.dashboard import (
@@ -200,4 +200,9 @@ def export_download(request: HttpRequest, export_id: int) -> FileResponse:
     export = get_object_or_404(exports_visible_to(request.user), pk=export_id)
     if export.status != JobStatus.DONE or not export.file:
         raise Http404("This export has no file (not finished, failed, or removed by the retention purge).")
-    return FileResponse(export.file.open("rb"), as_attachment=True, filename=Path(export.file.name).name)
+    return FileResponse(
+        export.file.open("rb"),
+        as_attachment=True,
+        filename=Path(export.file.name).name,
+        content_type=EXPORT_CONTENT_TYPES[export.format],
+    )

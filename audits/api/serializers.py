@@ -3,11 +3,12 @@ from rest_framework import serializers
 
 from audits.choices import ExportFormat, ExportKind, JobStatus
 from audits.models import Export
+from hitl_platform.api.serializers import StrictSerializer
 from models_registry.models import MLModel
 from reviews.models import Prediction
 
 
-class ExportRequestSerializer(serializers.Serializer):
+class ExportRequestSerializer(StrictSerializer):
     """Input: one case (``prediction``), or a model's decisions made in [period_start, period_end)."""
 
     kind = serializers.ChoiceField(choices=ExportKind.choices)

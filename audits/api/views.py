@@ -7,7 +7,7 @@ from rest_framework import generics, status
 from rest_framework.response import Response
 
 from audits.api.serializers import ExportRequestSerializer, ExportSerializer
-from audits.choices import JobStatus
+from audits.choices import EXPORT_CONTENT_TYPES, JobStatus
 from audits.models import Export
 from audits.selectors.exports import exports_visible_to
 from audits.services.exports import export_request
@@ -53,9 +53,17 @@ class ExportDownloadView(OwnExportsMixin, generics.GenericAPIView):
     permission_classes = (RolePermission,)
     required_permissions = {"GET": ("audits.view_export",)}
 
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY}, tags=["exports"])
+    @extend_schema(
+        responses={(200, "text/csv"): OpenApiTypes.STR, (200, "application/json"): OpenApiTypes.OBJECT},
+        tags=["exports"],
+    )
     def get(self, request, pk: int):
         export = self.get_object()
         if export.status != JobStatus.DONE or not export.file:
             raise Http404("This export has no file (not finished, failed, or removed by the retention purge).")
-        return FileResponse(export.file.open("rb"), as_attachment=True, filename=Path(export.file.name).name)
+        return FileResponse(
+            export.file.open("rb"),
+            as_attachment=True,
+            filename=Path(export.file.name).name,
+            content_type=EXPORT_CONTENT_TYPES[export.format],
+        )

@@ -8,8 +8,11 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 
-class StrictSerializer(serializers.Serializer):
-    """An input serializer that refuses fields it does not declare: a typo is an error, never silently ignored."""
+class StrictInputMixin:
+    """Refuses input fields the serializer does not declare: a typo is an error, never silently ignored.
+
+    The OpenAPI schema says so (``additionalProperties: false``, see ``hitl_platform.api.schema``).
+    """
 
     def to_internal_value(self, data):
         if isinstance(data, Mapping):
@@ -18,6 +21,10 @@ class StrictSerializer(serializers.Serializer):
             if unknown:
                 raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
         return super().to_internal_value(data)
+
+
+class StrictSerializer(StrictInputMixin, serializers.Serializer):
+    """An input serializer that refuses fields it does not declare."""
 
 
 class StrictCharField(serializers.CharField):

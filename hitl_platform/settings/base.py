@@ -138,7 +138,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "hitl_platform.api.schema.HitlAutoSchema",
+    # JSON only: people read the API in its docs (/api/v1/docs/); DRF's browsable pages would be a second,
+    # inline-styled HTML surface under the Content-Security-Policy.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "hitl_platform.api.pagination.StandardCursorPagination",
     "PAGE_SIZE": 100,

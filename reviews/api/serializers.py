@@ -8,7 +8,7 @@ request and the responses for the OpenAPI schema and shape nothing at run time.
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from hitl_platform.api.serializers import StrictCharField, StrictSerializer
+from hitl_platform.api.serializers import StrictCharField, StrictInputMixin, StrictSerializer
 from models_registry.models import MLModel
 from models_registry.selectors import ml_models_writable_by
 from reviews.choices import DecisionSource, Route, TaskStatus
@@ -19,7 +19,7 @@ from reviews.services.webhooks import WEBHOOK_EVENTS
 # --- intake (schema only) ---
 
 
-class PredictionItemSerializer(serializers.Serializer):
+class PredictionItemSerializer(StrictSerializer):
     external_id = serializers.CharField(
         max_length=MAX_EXTERNAL_ID_LENGTH, help_text="Your idempotency key for this case, unique per model."
     )
@@ -38,7 +38,7 @@ class PredictionItemSerializer(serializers.Serializer):
     )
 
 
-class PredictionBatchSerializer(serializers.Serializer):
+class PredictionBatchSerializer(StrictSerializer):
     predictions = PredictionItemSerializer(many=True, min_length=1, max_length=MAX_BATCH_SIZE)
 
 
@@ -198,7 +198,7 @@ class DecisionFilterSerializer(serializers.Serializer):
 # --- webhooks ---
 
 
-class WebhookSerializer(serializers.ModelSerializer):
+class WebhookSerializer(StrictInputMixin, serializers.ModelSerializer):
     events = serializers.ListField(child=serializers.ChoiceField(choices=WEBHOOK_EVENTS), min_length=1)
     model = serializers.SlugRelatedField(
         slug_field="name",

@@ -140,3 +140,33 @@ def test_options_describes_an_endpoint_instead_of_failing(api_client_for, ml_eng
 
     assert response.status_code == 200
     assert response.json()["name"]
+
+
+@pytest.fixture
+def openapi(db):
+    from drf_spectacular.generators import SchemaGenerator
+
+    return SchemaGenerator().get_schema(request=None, public=True)
+
+
+def test_the_schema_documents_the_errors_every_operation_can_answer(openapi):
+    for path, operations in openapi["paths"].items():
+        for method, operation in operations.items():
+            codes = set(operation["responses"])
+            if path != "/api/v1/auth/token/":
+                assert {"401", "403"} <= codes, (method, path)
+            if "{" in path:
+                assert "404" in codes, (method, path)
+            if method in ("post", "put", "patch"):
+                assert {"400", "413"} <= codes, (method, path)
+
+
+def test_the_schema_says_which_inputs_refuse_unknown_fields(openapi):
+    components = openapi["components"]["schemas"]
+    for name in ("MLModelCreateInputRequest", "PredictionItemRequest", "WebhookRequest", "ExportRequestRequest"):
+        assert components[name]["additionalProperties"] is False, name
+
+
+def test_an_export_download_says_what_it_is(openapi):
+    download = openapi["paths"]["/api/v1/exports/{id}/download/"]["get"]["responses"]["200"]["content"]
+    assert set(download) == {"text/csv", "application/json"}
