@@ -11,7 +11,9 @@ them.
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseNotAllowed
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -211,6 +213,46 @@ class PromotionRequestAdmin(RegistryHistoryAdmin):
     )
     readonly_fields = fields
     decide_template = "admin/models_registry/promotionrequest/decide.html"
+    change_form_template = "admin/models_registry/promotionrequest/change_form.html"
+
+    def get_urls(self):
+        decide = path(
+            "<int:request_id>/decide/",
+            self.admin_site.admin_view(self.decide_view),
+            name="models_registry_promotionrequest_decide",
+        )
+        return [decide, *super().get_urls()]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """The request's page: the gates as they stand now and, to those who decide, approve and reject."""
+        promotion_request = self.get_object(request, object_id)
+        extra = dict(extra_context or {})
+        if promotion_request is not None and promotion_request.status == PromotionStatus.PENDING:
+            extra["gates_now"] = _gate_table(_gates_now(promotion_request))
+            if self.has_decide_permission(request):
+                extra["decision_form"] = PromotionDecisionForm()
+                extra["own_request"] = promotion_request.requester_id == request.user.pk
+                extra["requester_works_on_model"] = user_may_write_model(
+                    promotion_request.requester, promotion_request.version.model
+                )
+        return super().change_view(request, object_id, form_url, extra_context=extra)
+
+    def decide_view(self, request, request_id: int):
+        """POST: approve or reject this one request with a reason, then back to its page."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_decide_permission(request):
+            raise PermissionDenied
+        promotion_request = get_object_or_404(promotion_request_list(), pk=request_id)
+        form = PromotionDecisionForm(request.POST)
+        approve = request.POST.get("decision") == "approve"
+        if request.POST.get("decision") not in ("approve", "reject"):
+            self.message_user(request, "Choose approve or reject.", messages.ERROR)
+        elif not form.is_valid():
+            self.message_user(request, f"Not decided: {' '.join(form.errors.get('reason', []))}", messages.ERROR)
+        else:
+            self._decide_one(request, promotion_request, approve=approve, reason=form.cleaned_data["reason"])
+        return redirect("admin:models_registry_promotionrequest_change", promotion_request.pk)
 
     def get_queryset(self, request):
         return promotion_request_list()

@@ -13,6 +13,8 @@ Built-in gates:
   its caller and passes.
 - ``evaluation_metrics``: production needs recorded evaluation metrics, so the person approving decides on
   evidence rather than on the rationale alone.
+- ``model_card``: a high- or critical-risk model reaches production only with its intended use, limitations and
+  ethical considerations written down (EU AI Act art. 11 and 13: the documentation a deployer relies on).
 """
 
 import hashlib
@@ -21,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from models_registry.choices import Stage
+from models_registry.choices import RiskTier, Stage
 
 if TYPE_CHECKING:
     from models_registry.models import ModelVersion
@@ -109,3 +111,29 @@ def evaluation_metrics(version: "ModelVersion", target_stage: str) -> GateResult
     if not version.metrics:
         return GateResult(name, False, "Production needs recorded evaluation metrics; this version has none.")
     return GateResult(name, True, f"Metrics recorded: {', '.join(sorted(version.metrics))}.")
+
+
+MODEL_CARD_TIERS = (RiskTier.HIGH, RiskTier.CRITICAL)
+MODEL_CARD_FIELDS = {
+    "intended_use": "intended use",
+    "limitations": "limitations",
+    "ethical_considerations": "ethical considerations",
+}
+
+
+@register_promotion_gate
+def model_card(version: "ModelVersion", target_stage: str) -> GateResult:
+    name = "model_card"
+    model = version.model
+    if target_stage != Stage.PRODUCTION:
+        return GateResult(name, True, f"Not required for {target_stage}.")
+    if model.risk_tier not in MODEL_CARD_TIERS:
+        return GateResult(name, True, f"Not required for a {model.risk_tier}-risk model.")
+    missing = [label for field, label in MODEL_CARD_FIELDS.items() if not getattr(model, field).strip()]
+    if missing:
+        return GateResult(
+            name,
+            False,
+            f"A {model.risk_tier}-risk model needs its model card before production; missing: {', '.join(missing)}.",
+        )
+    return GateResult(name, True, "The model card names the intended use, limitations and ethical considerations.")

@@ -248,3 +248,46 @@ def test_the_approval_page_names_the_models_owner_beside_the_requester(officer_c
 
     assert page.count(ml_engineer.username) >= 3  # requester of one, owner on both rows
     assert page.count("The requester is neither the model's owner nor in its team.") == 1
+
+
+def test_a_promotion_requests_own_page_shows_the_gates_now_and_decides_there(
+    officer_client, compliance_officer, pending
+):
+    page_url = reverse("admin:models_registry_promotionrequest_change", args=[pending.pk])
+
+    page = officer_client.get(page_url).content.decode()
+    assert 'id="gates-now"' in page and "evaluation_metrics" in page and "model_card" in page
+    assert 'id="approve"' in page and 'id="reject"' in page
+
+    decide_url = reverse("admin:models_registry_promotionrequest_decide", args=[pending.pk])
+    refused = officer_client.post(decide_url, {"decision": "approve", "reason": ""})
+    pending.refresh_from_db()
+    assert refused.status_code == 302 and pending.status == PromotionStatus.PENDING
+
+    officer_client.post(decide_url, {"decision": "approve", "reason": "Gates pass; card complete."})
+    pending.refresh_from_db()
+    assert (pending.status, pending.decided_by, pending.decision_reason) == (
+        PromotionStatus.APPROVED,
+        compliance_officer,
+        "Gates pass; card complete.",
+    )
+    assert 'id="approve"' not in officer_client.get(page_url).content.decode()
+
+
+def test_only_people_who_decide_promotions_are_offered_the_decision_on_the_page(client, admin_user, pending):
+    engineer_staff = UserFactory(username="sam_staff", roles=[Role.ML_ENGINEER])
+    engineer_staff.is_staff = True
+    engineer_staff.save(update_fields=["is_staff"])
+    engineer_staff.user_permissions.add(Permission.objects.get(codename="view_promotionrequest"))
+    client.force_login(engineer_staff)
+
+    page = client.get(reverse("admin:models_registry_promotionrequest_change", args=[pending.pk]))
+    posted = client.post(
+        reverse("admin:models_registry_promotionrequest_decide", args=[pending.pk]),
+        {"decision": "approve", "reason": "Sneaky."},
+    )
+
+    assert 'id="approve"' not in page.content.decode()
+    assert posted.status_code == 403
+    pending.refresh_from_db()
+    assert pending.status == PromotionStatus.PENDING

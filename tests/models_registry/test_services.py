@@ -454,3 +454,34 @@ def test_an_intact_model_file_passes_the_integrity_gate(ml_engineer, compliance_
     request.refresh_from_db()
     integrity = next(result for result in request.gate_results if result["name"] == "model_file_integrity")
     assert integrity["passed"] is True
+
+
+@pytest.mark.parametrize("tier", ["high", "critical"])
+def test_a_high_risk_model_with_an_empty_model_card_is_blocked_from_production(ml_engineer, compliance_officer, tier):
+    version = ModelVersionFactory(model__risk_tier=tier, model__limitations="", model__ethical_considerations=" ")
+    request = PromotionRequestFactory(version=version, requester=ml_engineer)
+
+    with pytest.raises(PromotionBlocked) as error:
+        promotion_request_decide(promotion_request=request, actor=compliance_officer, approve=True, reason="Go.")
+
+    assert "model_card" in error.value.messages[0]
+    assert "missing: limitations, ethical considerations" in error.value.messages[0]
+    version.refresh_from_db()
+    assert version.stage == Stage.CANDIDATE
+
+
+def test_a_high_risk_model_with_its_model_card_and_a_medium_risk_model_without_one_pass_the_card_gate(
+    ml_engineer, compliance_officer
+):
+    complete = ModelVersionFactory(
+        model__risk_tier="high",
+        model__limitations="Sees only three features.",
+        model__ethical_considerations="Audited.",
+    )
+    medium = ModelVersionFactory(model__risk_tier="medium", model__limitations="")
+    for version in (complete, medium):
+        request = PromotionRequestFactory(version=version, requester=ml_engineer)
+        promotion_request_decide(promotion_request=request, actor=compliance_officer, approve=True, reason="Go.")
+        request.refresh_from_db()
+        card = next(result for result in request.gate_results if result["name"] == "model_card")
+        assert card["passed"] is True

@@ -157,6 +157,10 @@ MATRIX: dict[str, Expect] = {
     "admin/exports/<int:export_id>/download/": Expect(row("302 302 302 302 302 302 200 200")),
     "admin/auth/user/<id>/password/": Expect(CONSOLE_ADMIN_ONLY),
     "admin/reviews/routingpolicy/<int:policy_id>/stop-switch/": Expect(CONSOLE_READ),
+    # Approve or reject one request from its page: POST only, for those who decide promotions.
+    "admin/models_registry/promotionrequest/<int:request_id>/decide/": Expect(
+        row("302 302 302 302 302 302 405 405"), post=row("302 302 302 302 302 302 302 302")
+    ),
     **{
         entry: expect
         for path, flags in {**PLATFORM_ADMIN_MODELS, **GOVERNED_ADMIN_MODELS}.items()
