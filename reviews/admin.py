@@ -13,6 +13,7 @@ from functools import cache
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -405,6 +406,8 @@ class WebhookAdmin(ReadOnlyHistoryAdmin):
     """Receivers are managed by their owners through the API; the console shows them and their history."""
 
     list_display = ("id", "url", "owner", "model", "events", "is_active", timestamp_column("created_at"))
+    # Django 6's default, now: a receiver typed without a scheme is https.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_select_related = ("owner", "model")
     list_filter = ("is_active",)
     exclude = ("secret",)

@@ -142,7 +142,7 @@ REST_FRAMEWORK = {
     # JSON only: people read the API in its docs (/api/v1/docs/); DRF's browsable pages would be a second,
     # inline-styled HTML surface under the Content-Security-Policy.
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["hitl_platform.api.filters.StrictFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "hitl_platform.api.pagination.StandardCursorPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "hitl_platform.api.exceptions.api_exception_handler",

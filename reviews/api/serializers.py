@@ -187,14 +187,6 @@ class DecisionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class DecisionFilterSerializer(serializers.Serializer):
-    model = serializers.SlugField(required=False, help_text="Only this model's decisions (its name).")
-    since = serializers.DateTimeField(required=False, help_text="Only decisions made at or after this time.")
-    after = serializers.IntegerField(
-        required=False, min_value=0, help_text="Only decisions with a larger id: resume a feed where you left it."
-    )
-
-
 # --- webhooks ---
 
 

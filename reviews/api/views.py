@@ -1,8 +1,7 @@
 """Prediction intake, predictions, outcomes, the decisions feed and webhooks. Thin: services do the work."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema, extend_schema_view
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import ListAPIView
@@ -13,8 +12,8 @@ from rest_framework.views import APIView
 from hitl_platform.api.pagination import StandardCursorPagination
 from hitl_platform.api.parsers import JSONParser
 from hitl_platform.api.permissions import RolePermission
+from reviews.api.filters import DecisionFilter, PredictionFilter
 from reviews.api.serializers import (
-    DecisionFilterSerializer,
     DecisionSerializer,
     ErrorDetailSerializer,
     IntakeConflictResponseSerializer,
@@ -29,11 +28,12 @@ from reviews.api.serializers import (
     WebhookCreatedSerializer,
     WebhookSerializer,
 )
-from reviews.models import Webhook
+from reviews.models import Decision, Prediction, Webhook
 from reviews.selectors.predictions import (
     decisions_for_user,
     model_for_intake,
     prediction_get_for_user,
+    predictions_for_user,
     webhooks_of_owner,
 )
 from reviews.services.intake import IntakeConflictError, IntakeValidationError, predictions_ingest
@@ -170,17 +170,7 @@ class DecisionFeedPagination(StandardCursorPagination):
     ordering = "id"
 
 
-@extend_schema_view(
-    get=extend_schema(
-        operation_id="decisions_list",
-        parameters=[
-            OpenApiParameter("model", str, description="Only this model's decisions (its name)."),
-            OpenApiParameter("since", OpenApiTypes.DATETIME, description="Only decisions made at or after this time."),
-            OpenApiParameter("after", int, description="Only decisions with a larger id."),
-        ],
-        tags=["decisions"],
-    )
-)
+@extend_schema_view(get=extend_schema(operation_id="decisions_list", tags=["decisions"]))
 class DecisionListView(ListAPIView):
     """Final decisions of the models you may read, for downstream systems: cursor pages, stable id order."""
 
@@ -188,18 +178,27 @@ class DecisionListView(ListAPIView):
     required_permissions = {"GET": ("reviews.view_decision",)}
     serializer_class = DecisionSerializer
     pagination_class = DecisionFeedPagination
-    filter_backends = ()
+    filterset_class = DecisionFilter
 
     def get_queryset(self):
-        filters = DecisionFilterSerializer(data=self.request.query_params)
-        filters.is_valid(raise_exception=True)
-        values = filters.validated_data
-        return decisions_for_user(
-            user=self.request.user,
-            model_name=values.get("model"),
-            since=values.get("since"),
-            after_id=values.get("after"),
-        )
+        if getattr(self, "swagger_fake_view", False):
+            return Decision.objects.none()
+        return decisions_for_user(user=self.request.user)
+
+
+@extend_schema_view(get=extend_schema(operation_id="predictions_list", tags=["predictions"]))
+class PredictionListView(ListAPIView):
+    """Cases of the models you may read, newest first: route, reasons, decision and review status of each."""
+
+    permission_classes = (RolePermission,)
+    required_permissions = {"GET": ("reviews.view_prediction",)}
+    serializer_class = PredictionSerializer
+    filterset_class = PredictionFilter
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Prediction.objects.none()
+        return predictions_for_user(user=self.request.user)
 
 
 @extend_schema_view(
@@ -229,7 +228,6 @@ class WebhookViewSet(
         "DELETE": ("reviews.delete_webhook",),
     }
     serializer_class = WebhookSerializer
-    filter_backends = ()
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):

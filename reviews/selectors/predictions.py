@@ -6,8 +6,6 @@ same 404 as for a model that does not exist. Writes (intake, outcomes) are for t
 administrators.
 """
 
-from datetime import datetime
-
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
 from django.http import Http404
@@ -59,21 +57,14 @@ def prediction_get_for_user(*, prediction_id: int, user: AbstractBaseUser, for_w
     """One prediction with its version, decision and review task, if the user may see (or, ``for_write``,
     change) its model; else 404."""
     models = ml_models_writable_by(user) if for_write else ml_models_readable_by(user)
-    prediction = (
-        Prediction.objects.filter(pk=prediction_id, model__in=models)
-        .select_related("model", "version", "decision", "review_task", "outcome_reported_by")
-        .defer("sensitive_attributes")
-        .first()
-    )
+    prediction = predictions_for_user(user=user).filter(pk=prediction_id, model__in=models).first()
     if prediction is None:
         raise Http404("No such prediction.")
     return prediction
 
 
-def decisions_for_user(
-    *, user: AbstractBaseUser, model_name: str | None = None, since: datetime | None = None, after_id: int | None = None
-) -> QuerySet[Decision]:
-    """Final decisions of the models a user may see, oldest first, for downstream consumers."""
+def decisions_for_user(*, user: AbstractBaseUser) -> QuerySet[Decision]:
+    """Final decisions of the models a user may see, oldest first, for downstream consumers (filters: the API's)."""
     decisions = Decision.objects.select_related("model", "prediction", "prediction__version").only(
         "id",
         "final_label",
@@ -87,13 +78,17 @@ def decisions_for_user(
     )
     if not user_reads_every_model(user):
         decisions = decisions.filter(model__in=ml_models_readable_by(user))
-    if model_name:
-        decisions = decisions.filter(model__name=model_name)
-    if since is not None:
-        decisions = decisions.filter(decided_at__gte=since)
-    if after_id is not None:
-        decisions = decisions.filter(id__gt=after_id)
     return decisions
+
+
+def predictions_for_user(*, user: AbstractBaseUser) -> QuerySet[Prediction]:
+    """Cases of the models a user may see, with what the case API shows of each (never sensitive attributes)."""
+    predictions = Prediction.objects.select_related(
+        "model", "version", "decision", "review_task", "outcome_reported_by"
+    ).defer("sensitive_attributes")
+    if not user_reads_every_model(user):
+        predictions = predictions.filter(model__in=ml_models_readable_by(user))
+    return predictions
 
 
 def webhooks_of_owner(*, owner: AbstractBaseUser) -> QuerySet[Webhook]:

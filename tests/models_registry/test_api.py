@@ -458,3 +458,11 @@ def test_declaring_a_sensitive_attribute_that_is_already_a_feature_is_refused_on
 
     assert response.status_code == 400
     assert "feature_schema" in response.json()
+
+
+def test_a_misspelt_filter_on_a_registry_list_is_a_400_naming_it(engineer_client, credit_model):
+    response = engineer_client.get(MODELS_URL, {"riks_tier": "high"})
+
+    assert response.status_code == 400
+    assert list(response.json()) == ["riks_tier"]
+    assert "risk_tier" in response.json()["riks_tier"][0]

@@ -188,6 +188,7 @@ MATRIX: dict[str, Expect] = {
     "api/v1/models/<slug:name>/predictions/": Expect(
         row("401 401 405 405 405 405 405 405"), post=row("401 401 415 404 403 403 403 415")
     ),
+    "api/v1/predictions/": Expect(row("401 401 200 200 403 403 200 200")),
     "api/v1/predictions/<int:pk>/": Expect(row("401 401 200 404 403 403 200 200")),
     "api/v1/predictions/<int:pk>/outcome/": Expect(
         row("401 401 405 405 405 405 405 405"), post=row("401 401 415 404 403 403 403 415")

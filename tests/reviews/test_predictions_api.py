@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from reviews.choices import DecisionSource
-from reviews.models import Decision
+from reviews.models import Decision, Prediction
 from tests.reviews.factories import DecisionFactory, PredictionFactory, ReviewTaskFactory
 
 
@@ -138,3 +138,57 @@ def test_the_feed_takes_the_same_number_of_queries_for_3_or_30_decisions(
     with django_assert_max_num_queries(len(small)):
         response = api.get("/api/v1/decisions/")
     assert len(response.json()["results"]) == 30
+
+
+def test_an_unknown_query_parameter_is_a_400_naming_it_never_ignored(api, ml_engineer):
+    """The finding: ?external_id=... returned every decision. Now it filters; a misspelt name is refused."""
+    decisions = make_decisions(ml_engineer, 3)
+    wanted = decisions[1].prediction.external_id
+
+    filtered = api.get("/api/v1/decisions/", {"external_id": wanted})
+    misspelt = api.get("/api/v1/decisions/", {"externalid": wanted, "lable": "deny"})
+
+    assert [row["external_id"] for row in filtered.json()["results"]] == [wanted]
+    assert misspelt.status_code == 400
+    assert set(misspelt.json()) == {"externalid", "lable"}
+    assert "external_id" in misspelt.json()["externalid"][0]
+
+
+@pytest.mark.parametrize("url", ["/api/v1/decisions/", "/api/v1/predictions/"])
+def test_the_case_lists_filter_by_case_model_label_source_and_decision_time(api, ml_engineer, url):
+    auto = make_decisions(ml_engineer, 2)
+    human = make_decisions(ml_engineer, 2, source=DecisionSource.CONSENSUS)
+    Decision.objects.filter(pk=human[1].pk).update(final_label="deny", decided_at=timezone.now() - timedelta(days=5))
+    Prediction.objects.filter(pk=human[1].prediction_id).update(predicted_label="deny")
+
+    def ids(**params):
+        rows = api.get(url, params).json()["results"]
+        return sorted(row["prediction" if "prediction" in row else "id"] for row in rows)
+
+    def cases(decisions):
+        return sorted(d.prediction_id for d in decisions)
+
+    assert ids(source="consensus") == cases(human)
+    assert ids(label="deny") == cases(human[1:])
+    assert ids(model=auto[0].model.name) == cases(auto)
+    assert ids(since=(timezone.now() - timedelta(days=1)).isoformat()) == cases(auto + human[:1])
+    assert ids(until=(timezone.now() - timedelta(days=1)).isoformat()) == cases(human[1:])
+    assert ids(external_id=auto[1].prediction.external_id) == cases(auto[1:])
+
+
+def test_the_predictions_list_shows_only_the_callers_models_in_a_fixed_number_of_queries(
+    api, ml_engineer, other_ml_engineer, django_assert_num_queries
+):
+    make_decisions(other_ml_engineer, 2)
+    mine = make_decisions(ml_engineer, 3)
+    api.get("/api/v1/predictions/")
+    with CaptureQueriesContext(connection) as few:
+        api.get("/api/v1/predictions/")
+    make_decisions(ml_engineer, 20)
+
+    with django_assert_num_queries(len(few)):
+        response = api.get("/api/v1/predictions/")
+
+    rows = response.json()["results"]
+    assert len(rows) == 23 and {row["id"] for row in rows} >= {d.prediction_id for d in mine}
+    assert all("sensitive_attributes" not in row for row in rows)
