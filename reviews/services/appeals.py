@@ -6,8 +6,8 @@ from django.utils import timezone
 
 from audits.ledger import ledger_append
 from reviews.choices import DecisionSource
-from reviews.models import Decision, WebhookDelivery
-from reviews.services.decisions import webhook_deliveries_build
+from reviews.models import Decision
+from reviews.services.decisions import decision_webhooks_fan_out
 
 
 def _require_reason(reason: str) -> str:
@@ -53,10 +53,11 @@ def decision_reverse_on_appeal(*, decision: Decision, final_label: str, actor, r
     locked.save(update_fields=["final_label", "source", "agreement", "decided_by", "decided_at"])
 
     prediction = locked.prediction
-    deliveries = webhook_deliveries_build([locked], {prediction.pk: prediction})
-    for delivery in deliveries:
-        delivery.payload["decision"]["reversed_on_appeal"] = {"previous_label": previous["label"]}
-    WebhookDelivery.objects.bulk_create(deliveries)
+    decision_webhooks_fan_out(
+        decisions=[locked],
+        predictions_by_id={prediction.pk: prediction},
+        decision_extra={locked.pk: {"reversed_on_appeal": {"previous_label": previous["label"]}}},
+    )
     ledger_append(
         event_type=DECISION_REVERSED_EVENT,
         object_type="reviews.decision",

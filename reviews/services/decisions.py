@@ -114,6 +114,28 @@ def webhook_deliveries_build(decisions: Sequence[Decision], predictions_by_id: d
     ]
 
 
+def decision_webhooks_fan_out(
+    *,
+    decisions: Sequence[Decision],
+    predictions_by_id: dict[int, Prediction],
+    decision_extra: dict[int, dict] | None = None,
+) -> list[WebhookDelivery]:
+    """The one way a changed decision reaches downstream systems: outbox rows for every subscribed webhook,
+    written in the caller's transaction and sent by a task enqueued when it commits.
+
+    ``decision_extra`` adds fields to the ``decision`` object of one decision's payload (by decision id), e.g.
+    what an appeal reversed.
+    """
+    deliveries = webhook_deliveries_build(decisions, predictions_by_id)
+    for delivery in deliveries:
+        extra = (decision_extra or {}).get(delivery.payload["decision"]["id"])
+        if extra:
+            delivery.payload["decision"].update(extra)
+    deliveries = WebhookDelivery.objects.bulk_create(deliveries, batch_size=1000)
+    webhook_deliveries_enqueue([delivery.pk for delivery in deliveries])
+    return deliveries
+
+
 def decisions_create_bulk(
     *, decisions: Sequence[Decision], predictions_by_id: dict[int, Prediction], actor, reason: str
 ) -> tuple[list[Decision], list[LedgerEntry], list[WebhookDelivery]]:
@@ -130,10 +152,7 @@ def decisions_create_bulk(
             default_change_reason=reason,
             default_date=timezone.now(),
         )
-        deliveries = WebhookDelivery.objects.bulk_create(
-            webhook_deliveries_build(saved, predictions_by_id), batch_size=1000
-        )
-        webhook_deliveries_enqueue([delivery.pk for delivery in deliveries])
+        deliveries = decision_webhooks_fan_out(decisions=saved, predictions_by_id=predictions_by_id)
     entries = [
         decision_ledger_entry(decision, predictions_by_id[decision.prediction_id], actor=actor, reason=reason)
         for decision in saved

@@ -97,3 +97,20 @@ def test_compliance_officers_cannot_open_the_appeal_page(client, reviewed_case, 
 
     assert client.get(url).status_code == 403
     assert client.post(url, {"final_label": "approve", "reason": "x"}).status_code == 403
+
+
+def test_an_appeals_webhook_deliveries_are_sent_when_it_commits_not_at_the_next_sweep(
+    reviewed_case, adjudicator, django_capture_on_commit_callbacks, monkeypatch
+):
+    """The finding: a reversal wrote its outbox rows but queued no send; they waited for the minute sweep."""
+    from reviews import tasks
+
+    _, _, decision = reviewed_case
+    sent: list[list[int]] = []
+    monkeypatch.setattr(tasks.send_webhook_deliveries, "delay", sent.append)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        decision_reverse_on_appeal(decision=decision, final_label="approve", actor=adjudicator, reason="New income")
+
+    reversal = WebhookDelivery.objects.order_by("-id").first()
+    assert sent == [[reversal.pk]]
