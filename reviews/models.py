@@ -92,6 +92,9 @@ class Prediction(models.Model):
     scored_by_platform = models.BooleanField(default=False)
     route = models.CharField(max_length=10, choices=Route.choices)
     route_reasons = models.JSONField(default=list, blank=True)
+    # The exact routing policy it was routed under: the policy's history row and the SHA-256 of its settings.
+    policy_history_id = models.BigIntegerField(null=True, blank=True, help_text="History id of the routing policy.")
+    policy_sha256 = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the policy's settings.")
     priority = models.IntegerField(default=0)
     is_qa_sample = models.BooleanField(default=False)
     is_gold = models.BooleanField(default=False)

@@ -7,7 +7,7 @@ administrators.
 """
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Q, QuerySet
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 
 from models_registry.choices import Stage
@@ -25,8 +25,18 @@ def model_for_intake(*, name: str, user: AbstractBaseUser) -> MLModel:
 
 
 def routing_policy_for_model(*, model: MLModel) -> RoutingPolicy | None:
-    """The model's policy with whoever last flipped its stop switch (named in routing reasons)."""
-    return RoutingPolicy.objects.select_related("model", "stop_switch_changed_by").filter(model=model).first()
+    """The model's policy with whoever last flipped its stop switch (named in routing reasons) and, as
+    ``history_id``, the id of its newest history row: the version a case routed under it records, read in the
+    same statement as the settings so the two always agree."""
+    newest = (
+        RoutingPolicy.history.model.objects.filter(id=OuterRef("pk")).order_by("-history_id").values("history_id")[:1]
+    )
+    return (
+        RoutingPolicy.objects.select_related("model", "stop_switch_changed_by")
+        .annotate(history_id=Subquery(newest))
+        .filter(model=model)
+        .first()
+    )
 
 
 def versions_for_intake(*, model: MLModel, numbers: set[int]) -> list[ModelVersion]:

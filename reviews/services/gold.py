@@ -45,6 +45,8 @@ def gold_case_create(*, source: Prediction, gold_label: str, actor, reason: str)
         scored_by_platform=source.scored_by_platform,
         route=Route.REVIEW,
         route_reasons=source.route_reasons,
+        policy_history_id=source.policy_history_id,
+        policy_sha256=source.policy_sha256,
         priority=source.priority,
         is_gold=True,
         gold_label=gold_label,

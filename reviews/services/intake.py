@@ -42,7 +42,11 @@ from reviews.selectors.predictions import existing_predictions_by_external_id, v
 from reviews.services.bulk import bulk_create_with_history_fast
 from reviews.services.decisions import decisions_create_bulk
 from reviews.services.features import feature_validator
-from reviews.services.policies import routing_policy_get_or_create_default, routing_policy_snapshot
+from reviews.services.policies import (
+    routing_policy_get_or_create_default,
+    routing_policy_sha256,
+    routing_policy_snapshot,
+)
 from reviews.services.scoring import ScoringError, score_batch
 
 MAX_BATCH_SIZE = 5000
@@ -50,7 +54,9 @@ MAX_EXTERNAL_ID_LENGTH = 200
 ITEM_FIELDS = frozenset(
     {"external_id", "features", "attributes", "label", "confidence", "scores", "explanation", "version"}
 )
-INTAKE_REASON = "Received through the prediction API and routed by the model's routing policy."
+INTAKE_REASON = (
+    "Received through the prediction API and routed by the model's routing policy (its version is recorded)."
+)
 AUTO_DECISION_REASON = "Decided automatically under the model's routing policy (see the prediction's route reasons)."
 
 
@@ -331,6 +337,8 @@ def _routed_entry(prediction: Prediction, version: ModelVersion, task: ReviewTas
             "scored_by_platform": prediction.scored_by_platform,
             "route": prediction.route,
             "reasons": prediction.route_reasons,
+            "policy_history_id": prediction.policy_history_id,
+            "policy_sha256": prediction.policy_sha256,
             "priority": prediction.priority,
             "is_qa_sample": prediction.is_qa_sample,
             "review_task_id": task.pk if task is not None else None,
@@ -368,6 +376,7 @@ def _store(*, model: MLModel, items: list[_Item], policy, actor) -> IntakeOutcom
     if scoring_failures:
         raise IntakeValidationError(scoring_failures, total=len(items))
     snapshot = routing_policy_snapshot(policy)
+    policy_sha256 = routing_policy_sha256(policy)
     for _, item in new_items:
         item.routing = route_case(
             snapshot,
@@ -402,6 +411,8 @@ def _store(*, model: MLModel, items: list[_Item], policy, actor) -> IntakeOutcom
             scored_by_platform=item.scored_by_platform,
             route=item.routing.route,
             route_reasons=list(item.routing.reasons),
+            policy_history_id=policy.history_id,
+            policy_sha256=policy_sha256,
             priority=item.routing.priority,
             is_qa_sample=item.routing.is_qa_sample,
             submitted_by_id=actor.pk,

@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from audits.ledger import ledger_append
+from audits.ledger import canonical_json, ledger_append, sha256_hex
 from models_registry.models import MLModel
 from reviews.choices import AssignmentStrategy, ConsensusRule
 from reviews.models import RoutingPolicy
@@ -135,14 +135,20 @@ def routing_policy_get_or_create_default(*, model: MLModel) -> RoutingPolicy:
                 payload=_policy_payload(policy, settings=routing_policy_settings(policy), reason=policy._change_reason),
             )
     except IntegrityError:
-        # Another request created it at the same moment: use theirs.
-        policy = routing_policy_for_model(model=model)
-    return policy
+        # Another request created it at the same moment: theirs is read below.
+        pass
+    # Read back with the version (history id) a case routed under it records.
+    return routing_policy_for_model(model=model)
 
 
 def routing_policy_settings(policy: RoutingPolicy) -> dict[str, Any]:
     """The routing-relevant settings of a policy, as recorded in the ledger."""
     return {name: getattr(policy, name) for name in EDITABLE_FIELDS} | {"stop_switch_on": policy.stop_switch_on}
+
+
+def routing_policy_sha256(policy: RoutingPolicy) -> str:
+    """The SHA-256 of a policy's settings in canonical JSON: what a case routed under it records as proof."""
+    return sha256_hex(canonical_json(routing_policy_settings(policy)))
 
 
 def routing_policy_update(*, policy: RoutingPolicy, changes: dict, actor, reason: str) -> RoutingPolicy:

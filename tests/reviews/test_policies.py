@@ -7,15 +7,16 @@ from django.core.exceptions import PermissionDenied, ValidationError
 
 from audits.ledger import ledger_verify
 from audits.models import DecisionEvent
-from models_registry.choices import RiskTier
-from reviews.models import RoutingPolicy
+from models_registry.choices import RiskTier, Stage
+from reviews.models import Prediction, RoutingPolicy
+from reviews.selectors.policies import routing_policy_version_for
 from reviews.services.policies import (
     routing_policy_get_or_create_default,
     routing_policy_set_stop_switch,
     routing_policy_snapshot,
     routing_policy_update,
 )
-from tests.models_registry.factories import MLModelFactory
+from tests.models_registry.factories import MLModelFactory, ModelVersionFactory
 
 LARGE_LOANS = {
     "field": "credit_amount",
@@ -156,3 +157,32 @@ def test_the_stop_switch_turns_off_again_and_both_changes_are_logged(policy, com
 def test_flipping_the_stop_switch_to_where_it_already_is_is_refused(policy, compliance_officer):
     with pytest.raises(ValidationError, match="already off"):
         routing_policy_set_stop_switch(policy=policy, on=False, actor=compliance_officer, reason="Off")
+
+
+def test_a_routed_case_and_its_ledger_event_name_the_exact_policy_version(
+    api_client_for, ml_engineer, compliance_officer
+):
+    """Under which policy? The case records its policy's history row and the SHA-256 of its settings."""
+    model = MLModelFactory(name="credit-scoring", owner=ml_engineer)
+    ModelVersionFactory(model=model, number=1, stage=Stage.PRODUCTION)
+    policy = routing_policy_get_or_create_default(model=model)
+    api = api_client_for(ml_engineer)
+    case = {"features": {"credit_amount": 1.0, "duration": 2, "age": 30}, "label": "approve", "confidence": 0.9}
+
+    api.post("/api/v1/models/credit-scoring/predictions/", {**case, "external_id": "before"}, format="json")
+    routing_policy_update(
+        policy=policy, changes={"auto_decide_threshold": 0.95}, actor=compliance_officer, reason="Stricter."
+    )
+    api.post("/api/v1/models/credit-scoring/predictions/", {**case, "external_id": "after"}, format="json")
+
+    before, after = Prediction.objects.get(external_id="before"), Prediction.objects.get(external_id="after")
+    versions = list(policy.history.order_by("history_id").values_list("history_id", flat=True))
+    assert (before.policy_history_id, after.policy_history_id) == (versions[0], versions[-1])
+    assert before.policy_sha256 != after.policy_sha256
+    event = json.loads(DecisionEvent.objects.get(event_type="prediction.routed", object_id=str(after.pk)).payload)
+    assert (event["policy_history_id"], event["policy_sha256"]) == (after.policy_history_id, after.policy_sha256)
+
+    version = routing_policy_version_for(before)
+    assert version.matches_case and version.history_id == versions[0]
+    assert "Decided automatically at a confidence of 0.80 or more." in version.in_words
+    assert "Decided automatically at a confidence of 0.95 or more." in routing_policy_version_for(after).in_words
