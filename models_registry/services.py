@@ -20,6 +20,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from audits.ledger import ledger_append
+from hitl_platform.history import historise
 from hitl_platform.roles import Role
 from models_registry.artifacts import InspectedModelFile, model_file_inspect, model_file_make_read_only
 from models_registry.choices import PROMOTABLE_FROM, PROMOTION_TARGETS, PromotionStatus, RiskTier, Stage
@@ -66,11 +67,6 @@ class PromotionBlocked(ValidationError):
 
 class _VersionNumberTaken(Exception):
     """Another registration took the number between our read and our insert; try again with a fresh read."""
-
-
-def _historise(instance: Any, *, actor: AbstractBaseUser | None, reason: str) -> None:
-    instance._history_user = actor
-    instance._change_reason = reason
 
 
 class NotModelWriter(PermissionDenied):
@@ -139,7 +135,7 @@ def ml_model_register(
         review_guidelines=review_guidelines,
     )
     model.full_clean()
-    _historise(model, actor=owner, reason=reason)
+    historise(model, actor=owner, reason=reason)
     try:
         with transaction.atomic():
             model.save()
@@ -187,7 +183,7 @@ def ml_model_update(*, model: MLModel, actor: AbstractBaseUser, changes: Mapping
     for field, value in changed.items():
         setattr(locked, field, value)
     locked.full_clean()
-    _historise(locked, actor=actor, reason=reason)
+    historise(locked, actor=actor, reason=reason)
     locked.save(update_fields=[*changed, "updated_at"])
     ledger_append(
         event_type="model.updated",
@@ -232,7 +228,7 @@ def _model_version_insert(
             version.library_versions = inspected.library_versions
             version.artifact.save("model.skops", ContentFile(inspected.content), save=False)
             model_file_make_read_only(file=version.artifact)
-        _historise(version, actor=actor, reason=reason)
+        historise(version, actor=actor, reason=reason)
         try:
             with transaction.atomic():
                 version.save()
@@ -252,6 +248,7 @@ def _model_version_insert(
                 "model": locked_model.name,
                 "version_id": version.pk,
                 "number": number,
+                "stage": version.stage,
                 "artifact_sha256": version.artifact_sha256,
                 "artifact_size": version.artifact_size,
                 "library_versions": version.library_versions,
@@ -339,7 +336,7 @@ def promotion_request_create(
     promotion_request = PromotionRequest(
         version=locked, target_stage=target_stage, requester=actor, rationale=rationale
     )
-    _historise(promotion_request, actor=actor, reason=f"Promotion to {target_stage} requested.")
+    historise(promotion_request, actor=actor, reason=f"Promotion to {target_stage} requested.")
     try:
         with transaction.atomic():
             promotion_request.save()
@@ -379,7 +376,7 @@ def _promotion_apply(
         )
         if archived is not None:
             archived.stage = Stage.ARCHIVED
-            _historise(
+            historise(
                 archived,
                 actor=actor,
                 reason=f"Archived: v{version.number} replaces it in production "
@@ -387,7 +384,7 @@ def _promotion_apply(
             )
             archived.save(update_fields=["stage"])
     version.stage = target
-    _historise(version, actor=actor, reason=f"Moved to {target} by promotion request #{promotion_request.pk}.")
+    historise(version, actor=actor, reason=f"Moved to {target} by promotion request #{promotion_request.pk}.")
     version.save(update_fields=["stage"])
     return archived
 
@@ -430,7 +427,7 @@ def promotion_request_decide(
             if not all(result.passed for result in results):
                 blocked = results
                 failed = ", ".join(result.name for result in results if not result.passed)
-                _historise(locked, actor=actor, reason=f"Approval blocked by failing gates: {failed}.")
+                historise(locked, actor=actor, reason=f"Approval blocked by failing gates: {failed}.")
                 locked.save(update_fields=["gate_results"])
             else:
                 archived = _promotion_apply(promotion_request=locked, version=version, actor=actor)
@@ -439,7 +436,7 @@ def promotion_request_decide(
             locked.decided_by = actor
             locked.decided_at = timezone.now()
             locked.decision_reason = reason
-            _historise(locked, actor=actor, reason=reason)
+            historise(locked, actor=actor, reason=reason)
             locked.save(update_fields=["status", "decided_by", "decided_at", "decision_reason", "gate_results"])
             ledger_append(
                 event_type="promotion.decided",
@@ -457,7 +454,9 @@ def promotion_request_decide(
                     "requester_id": locked.requester_id,
                     "reason": reason,
                     "gate_results": locked.gate_results,
+                    "version_stage": version.stage,
                     "archived_version_id": archived.pk if archived else None,
+                    "archived_version_stage": archived.stage if archived else None,
                 },
             )
     if blocked is not None:

@@ -13,6 +13,7 @@ from django.utils import timezone
 from audits.choices import ExportFormat, ExportKind, JobStatus
 from audits.exports import write_case_export, write_decisions_export
 from audits.models import Export
+from hitl_platform.history import historise
 from models_registry.models import MLModel
 from reviews.models import Prediction
 
@@ -60,8 +61,7 @@ def export_request(
         period_end=period_end if kind == ExportKind.DECISIONS else None,
         requested_by=actor,
     )
-    export._history_user = actor
-    export._change_reason = "Export requested"
+    historise(export, actor=actor, reason="Export requested")
     export.save()
     transaction.on_commit(lambda: export_run_task.delay(export.pk))
     return export
@@ -71,8 +71,7 @@ def _export_set_status(export: Export, status: str, reason: str, **fields) -> No
     export.status = status
     for name, value in fields.items():
         setattr(export, name, value)
-    export._history_user = None
-    export._change_reason = reason
+    historise(export, actor=None, reason=reason)
     export.save(update_fields=["status", *fields])
 
 

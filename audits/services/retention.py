@@ -14,6 +14,7 @@ from simple_history.utils import bulk_update_with_history
 from audits.checks import RETENTION_FLOOR_DAYS
 from audits.ledger import ledger_append, sha256_hex
 from audits.models import Export
+from hitl_platform.history import historise
 from models_registry.models import MLModel
 from reviews.models import Prediction
 
@@ -134,8 +135,7 @@ def _exports_purge(*, cutoff: datetime, actor, reason: str) -> int:
     for export in stale.iterator():
         with transaction.atomic():
             export.file.delete(save=False)
-            export._history_user = actor if getattr(actor, "is_authenticated", False) else None
-            export._change_reason = reason
+            historise(export, actor=actor, reason=reason)
             export.save(update_fields=["file"])
         deleted += 1
     return deleted

@@ -5,6 +5,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audits.ledger import ledger_append
+from hitl_platform.history import historise
 from reviews.choices import DecisionSource
 from reviews.models import Decision
 from reviews.services.decisions import decision_webhooks_fan_out
@@ -48,8 +49,7 @@ def decision_reverse_on_appeal(*, decision: Decision, final_label: str, actor, r
     locked.agreement = None
     locked.decided_by = actor
     locked.decided_at = timezone.now()
-    locked._history_user = actor
-    locked._change_reason = f"Reversed on appeal: {reason}"
+    historise(locked, actor=actor, reason=f"Reversed on appeal: {reason}")
     locked.save(update_fields=["final_label", "source", "agreement", "decided_by", "decided_at"])
 
     prediction = locked.prediction
@@ -73,6 +73,8 @@ def decision_reverse_on_appeal(*, decision: Decision, final_label: str, actor, r
             "previous": previous,
             "label": final_label,
             "source": locked.source,
+            "agreement": locked.agreement,
+            "decided_by_id": locked.decided_by_id,
             "reason": reason,
         },
     )

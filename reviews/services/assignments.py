@@ -35,6 +35,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
+from hitl_platform.history import historise, history_insert_sql
 from reviews.choices import CLAIMABLE_TASK_STATUSES, AssignmentStatus, AssignmentStrategy, TaskStatus
 from reviews.models import Assignment, Prediction, ReviewTask, RoutingPolicy
 from reviews.selectors.queue import CLAIM_ORDER, OPEN_ASSIGNMENT_STATUSES, claimable_tasks, open_assignments
@@ -112,8 +113,7 @@ def _open_pushed(assignment: Assignment, *, reviewer, now: datetime) -> Assignme
     assignment.status = AssignmentStatus.CLAIMED
     assignment.claimed_at = now
     assignment.lease_expires_at = now + timedelta(minutes=settings.lease_minutes)
-    assignment._history_user = reviewer
-    assignment._change_reason = "Reviewer opened a pushed assignment"
+    historise(assignment, actor=reviewer, reason="Reviewer opened a pushed assignment")
     assignment.save(update_fields=["status", "claimed_at", "lease_expires_at"])
     return assignment
 
@@ -121,8 +121,7 @@ def _open_pushed(assignment: Assignment, *, reviewer, now: datetime) -> Assignme
 def _task_slot_taken(task: ReviewTask, *, actor, reason: str) -> None:
     task.slots_taken += 1
     task.status = TaskStatus.IN_REVIEW
-    task._history_user = actor
-    task._change_reason = reason
+    historise(task, actor=actor, reason=reason)
     task.save(update_fields=["slots_taken", "status"])
 
 
@@ -192,8 +191,7 @@ def _assignment_create(*, task: ReviewTask, reviewer, now: datetime, takes_slot:
         claimed_at=now,
         lease_expires_at=now + timedelta(minutes=settings.lease_minutes),
     )
-    assignment._history_user = reviewer
-    assignment._change_reason = CLAIMED_REASON
+    historise(assignment, actor=reviewer, reason=CLAIMED_REASON)
     assignment.save()
     return assignment
 
@@ -202,19 +200,6 @@ def _quoted(value: str) -> str:
     if not value.replace("_", "").isalnum():
         raise ValueError(f"not a plain status value: {value!r}")
     return f"'{value}'"
-
-
-def _history_insert(model, source: str, *, history_type: str, reason_param: str) -> str:
-    """INSERT the history rows of `model` from a CTE returning its columns, as simple-history would."""
-    history = model.history.model
-    qn = connection.ops.quote_name
-    tracked = [field.column for field in history._meta.concrete_fields if not field.name.startswith("history_")]
-    extra = ["history_date", "history_change_reason", "history_type", "history_user_id"]
-    return (
-        f"INSERT INTO {qn(history._meta.db_table)} ({', '.join(qn(c) for c in tracked + extra)}) "
-        f"SELECT {', '.join(qn(c) for c in tracked)}, %(now)s, %({reason_param})s, '{history_type}', %(reviewer)s "
-        f"FROM {source}"
-    )
 
 
 @functools.cache
@@ -261,8 +246,8 @@ def _claim_sql(*, skip_locked: bool) -> tuple[str, tuple[str, ...]]:
             FROM claimed WHERE t.id = claimed.task_id
             RETURNING t.*
         ),
-        task_history AS ({_history_insert(ReviewTask, "taken", history_type="~", reason_param="task_reason")}),
-        claim_history AS ({_history_insert(Assignment, "claimed", history_type="+", reason_param="claim_reason")})
+        task_history AS ({history_insert_sql(ReviewTask, "taken", history_type="~", reason_param="task_reason")}),
+        claim_history AS ({history_insert_sql(Assignment, "claimed", history_type="+", reason_param="claim_reason")})
         SELECT picked.id, {", ".join(f"claimed.{qn(c)}" for c in returned)}
         FROM picked LEFT JOIN claimed ON claimed.task_id = picked.id
     """
@@ -320,13 +305,11 @@ def assignment_release(*, assignment_id: int, reviewer, reason: str) -> Assignme
         assignment.status = AssignmentStatus.RELEASED
         assignment.finished_at = now
         assignment.release_reason = reason
-        assignment._history_user = reviewer
-        assignment._change_reason = f"Skipped by the reviewer: {reason}"
+        historise(assignment, actor=reviewer, reason=f"Skipped by the reviewer: {reason}")
         assignment.save(update_fields=["status", "finished_at", "release_reason"])
         if not task.prediction.is_gold:
             _task_slot_freed(task)
-            task._history_user = reviewer
-            task._change_reason = f"Review slot freed: reviewer skipped ({reason})"
+            historise(task, actor=reviewer, reason=f"Review slot freed: reviewer skipped ({reason})")
             task.save(update_fields=["slots_taken", "status"])
     logger.info("assignment %s on task %s skipped by reviewer %s", assignment.pk, task.pk, reviewer.pk)
     return assignment

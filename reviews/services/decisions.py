@@ -12,9 +12,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audits.ledger import LedgerEntry, ledger_append_many
+from hitl_platform.history import bulk_create_with_history_fast
 from models_registry.models import MLModel
 from reviews.models import Decision, Prediction, Webhook, WebhookDelivery
-from reviews.services.bulk import bulk_create_with_history_fast
 from reviews.services.webhooks import DECISION_FINAL_EVENT, webhook_deliveries_enqueue
 
 
@@ -51,6 +51,7 @@ def decision_ledger_entry(decision: Decision, prediction: Prediction, *, actor, 
             "label": decision.final_label,
             "source": decision.source,
             "agreement": decision.agreement,
+            "decided_by_id": decision.decided_by_id,
             "input_sha256": prediction.input_sha256,
             "reason": reason,
         },

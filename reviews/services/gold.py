@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audits.ledger import ledger_append
+from hitl_platform.history import historise
 from reviews.choices import CLAIMABLE_TASK_STATUSES, Route, TaskStatus
 from reviews.models import Prediction, ReviewTask, RoutingPolicy
 from reviews.services.assignments import ReviewWorkflowError
@@ -53,8 +54,7 @@ def gold_case_create(*, source: Prediction, gold_label: str, actor, reason: str)
         submitted_by=actor,
         created_at=now,
     )
-    gold._history_user = actor
-    gold._change_reason = f"Gold case copied from prediction {source.pk}: {reason}"
+    historise(gold, actor=actor, reason=f"Gold case copied from prediction {source.pk}: {reason}")
     gold.save()
     sla_hours = RoutingPolicy.objects.filter(model=model).values_list("sla_hours", flat=True).first()
     task = ReviewTask(
@@ -66,8 +66,7 @@ def gold_case_create(*, source: Prediction, gold_label: str, actor, reason: str)
         due_at=now + timedelta(hours=sla_hours or DEFAULT_SLA_HOURS),
         created_at=now,
     )
-    task._history_user = actor
-    task._change_reason = gold._change_reason
+    historise(task, actor=actor, reason=gold._change_reason)
     task.save()
     ledger_append(
         event_type="gold_case.created",
@@ -99,8 +98,7 @@ def gold_case_retire(*, task_id: int, actor, reason: str) -> ReviewTask:
     if not reason:
         raise ReviewWorkflowError("Say why the gold case is retired.")
     task.status = TaskStatus.EXPIRED
-    task._history_user = actor
-    task._change_reason = f"Gold case retired: {reason}"
+    historise(task, actor=actor, reason=f"Gold case retired: {reason}")
     task.save(update_fields=["status"])
     ledger_append(
         event_type="gold_case.retired",

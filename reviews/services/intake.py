@@ -31,6 +31,7 @@ from django.utils import timezone
 from jsonschema.exceptions import SchemaError
 
 from audits.ledger import LedgerEntry, canonical_json, ledger_append_many, sha256_hex
+from hitl_platform.history import bulk_create_with_history_fast
 from models_registry.choices import Stage
 from models_registry.models import MLModel, ModelVersion
 from models_registry.services import ml_model_check_writer
@@ -39,7 +40,6 @@ from reviews.choices import DecisionSource, Route, TaskStatus
 from reviews.models import Decision, Prediction, ReviewTask
 from reviews.routing import Case, RoutingResult, route_case
 from reviews.selectors.predictions import existing_predictions_by_external_id, versions_for_intake
-from reviews.services.bulk import bulk_create_with_history_fast
 from reviews.services.decisions import decisions_create_bulk
 from reviews.services.features import feature_validator
 from reviews.services.policies import (

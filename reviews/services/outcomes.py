@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audits.ledger import ledger_append
+from hitl_platform.history import historise
 from models_registry.services import ml_model_check_writer
 from reviews.models import PERSONAL_DATA_FIELDS, Prediction
 
@@ -48,8 +49,7 @@ def prediction_report_outcome(
         locked.outcome_label = label
         locked.outcome_reported_at = timezone.now()
         locked.outcome_reported_by = actor
-        locked._history_user = actor
-        locked._change_reason = reason or f"Outcome reported: {label}."
+        historise(locked, actor=actor, reason=reason or f"Outcome reported: {label}.")
         locked.save(update_fields=["outcome_label", "outcome_reported_at", "outcome_reported_by"])
         ledger_append(
             event_type="outcome.reported",

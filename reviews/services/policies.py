@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audits.ledger import canonical_json, ledger_append, sha256_hex
+from hitl_platform.history import historise
 from models_registry.models import MLModel
 from reviews.choices import AssignmentStrategy, ConsensusRule
 from reviews.models import RoutingPolicy
@@ -126,7 +127,11 @@ def routing_policy_get_or_create_default(*, model: MLModel) -> RoutingPolicy:
     try:
         with transaction.atomic():
             policy = RoutingPolicy(model=model)
-            policy._change_reason = f"Default routing policy created for {model.name} (risk tier {model.risk_tier})."
+            historise(
+                policy,
+                actor=None,
+                reason=f"Default routing policy created for {model.name} (risk tier {model.risk_tier}).",
+            )
             policy.save()
             ledger_append(
                 event_type="policy.created",
@@ -183,15 +188,14 @@ def routing_policy_update(*, policy: RoutingPolicy, changes: dict, actor, reason
             return locked
         for name in diff:
             setattr(locked, name, cleaned[name])
-        locked._history_user = actor
-        locked._change_reason = reason
+        historise(locked, actor=actor, reason=reason)
         locked.save(update_fields=[*diff, "updated_at"])
         ledger_append(
             event_type="policy.changed",
             object_type="reviews.routingpolicy",
             object_id=locked.pk,
             actor=actor,
-            payload=_policy_payload(locked, changes=diff, reason=reason),
+            payload=_policy_payload(locked, changes=diff, settings=routing_policy_settings(locked), reason=reason),
         )
     return locked
 
@@ -218,15 +222,16 @@ def routing_policy_set_stop_switch(*, policy: RoutingPolicy, on: bool, actor, re
         locked.stop_switch_on = on
         locked.stop_switch_changed_at = now
         locked.stop_switch_changed_by = actor
-        locked._history_user = actor
-        locked._change_reason = reason
+        historise(locked, actor=actor, reason=reason)
         locked.save(update_fields=["stop_switch_on", "stop_switch_changed_at", "stop_switch_changed_by", "updated_at"])
         ledger_append(
             event_type="policy.stop_switch",
             object_type="reviews.routingpolicy",
             object_id=locked.pk,
             actor=actor,
-            payload=_policy_payload(locked, on=on, changed_at=now.isoformat(), reason=reason),
+            payload=_policy_payload(
+                locked, on=on, changed_at=now.isoformat(), settings=routing_policy_settings(locked), reason=reason
+            ),
         )
     return locked
 

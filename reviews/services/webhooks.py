@@ -42,6 +42,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from hitl_platform.history import historise
 from models_registry.models import MLModel
 from models_registry.selectors import user_may_write_model
 from reviews.choices import DeliveryStatus
@@ -120,8 +121,7 @@ def webhook_create(*, owner, url: str, events: list[str], model: MLModel | None 
         raise ValidationError(errors)
     secret = secrets.token_hex(32)
     webhook = Webhook(owner=owner, url=url, events=sorted(set(events)), model=model, secret=secret)
-    webhook._history_user = owner
-    webhook._change_reason = "Webhook registered by its owner."
+    historise(webhook, actor=owner, reason="Webhook registered by its owner.")
     webhook.save()
     return webhook, secret
 
@@ -139,8 +139,7 @@ def webhook_update(*, webhook: Webhook, changes: dict[str, Any], actor) -> Webho
     if errors:
         raise ValidationError(errors)
     webhook.url, webhook.events, webhook.model, webhook.is_active = url, sorted(set(events)), model, is_active
-    webhook._history_user = actor
-    webhook._change_reason = "Webhook changed by its owner."
+    historise(webhook, actor=actor, reason="Webhook changed by its owner.")
     webhook.save(update_fields=["url", "events", "model", "is_active"])
     return webhook
 
@@ -149,8 +148,7 @@ def webhook_update(*, webhook: Webhook, changes: dict[str, Any], actor) -> Webho
 def webhook_deactivate(*, webhook: Webhook, actor) -> Webhook:
     """Stop a receiver for good. Its row stays, because its deliveries (the record of what was sent) do."""
     webhook.is_active = False
-    webhook._history_user = actor
-    webhook._change_reason = "Webhook deleted by its owner."
+    historise(webhook, actor=actor, reason="Webhook deleted by its owner.")
     webhook.save(update_fields=["is_active"])
     return webhook
 

@@ -6,10 +6,10 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from hitl_platform.history import bulk_create_with_history_fast
 from models_registry.choices import Stage
 from reviews.choices import Route
 from reviews.models import Prediction
-from reviews.services.bulk import bulk_create_with_history_fast
 from tests.models_registry.factories import ModelVersionFactory
 
 

@@ -1,14 +1,20 @@
-"""Bulk inserts with history rows for the intake hot path: COPY on PostgreSQL, bulk_create elsewhere.
+"""History rows of governed records, in one place, including where the platform writes them itself.
 
-``bulk_create_with_history`` builds a historical model instance per row and Django prepares every value
-through the field API before an array-based insert (see hitl_platform.db). On PostgreSQL this module instead
-reserves the primary keys, streams the rows and their history rows with ``COPY``, and sets the keys on the
-objects, so callers get the same result: saved objects with ids, and one history row each with the
-acting user, the reason and the date.
+django-simple-history writes a history row when a model instance is saved, taking the acting user and the reason
+from two attributes set before the save: ``historise`` sets them, and every service uses it.
 
-Values go to COPY as Python values psycopg adapts (str, int, float, bool, aware datetimes, UUIDs, None); JSON
-fields are encoded with the field's own encoder. That covers every field of the models written here; a field
-needing another database preparation would have to be added to ``_converter``.
+Two hot paths bypass simple-history's save signals and write the same history rows themselves; they are here, so
+"we bypass simple-history here" is known in one place:
+
+- ``bulk_create_with_history_fast``: intake's bulk inserts. ``bulk_create_with_history`` builds a historical model
+  instance per row and Django prepares every value through the field API before an array-based insert (see
+  hitl_platform.db). On PostgreSQL this instead reserves the primary keys, streams the rows and their history rows
+  with ``COPY``, and sets the keys on the objects, so callers get the same result: saved objects with ids, and one
+  history row each with the acting user, the reason and the date. Values go to COPY as Python values psycopg
+  adapts (str, int, float, bool, aware datetimes, UUIDs, None); JSON fields are encoded with the field's own
+  encoder. A field needing another database preparation would have to be added to ``_converter``.
+- ``history_insert_sql``: the claim-next statement (reviews.services.assignments) inserts the assignment's and the
+  task's history rows as data-modifying CTEs of the same statement.
 """
 
 import json
@@ -17,9 +23,16 @@ from typing import Any
 
 import orjson
 from django.db import connection, models, transaction
+from django.db.models import Model
 from simple_history.utils import bulk_create_with_history, get_history_manager_for_model
 
 from hitl_platform.db import copy_rows, reserve_ids
+
+
+def historise(instance: Model, *, actor: Any, reason: str) -> None:
+    """Stamp the next save of ``instance`` with who made the change and why (its history row's user and reason)."""
+    instance._history_user = actor if getattr(actor, "is_authenticated", False) else None
+    instance._change_reason = reason
 
 
 def _plain_json(value: Any) -> str:
@@ -117,3 +130,19 @@ def bulk_create_with_history_fast(
             history_rows.append(row)
         copy_rows(historical._meta.db_table, history_columns, history_rows)
     return objs
+
+
+def history_insert_sql(model: type[Model], source: str, *, history_type: str, reason_param: str) -> str:
+    """An INSERT of ``model``'s history rows from a CTE ``source`` returning its columns, as simple-history would.
+
+    The statement takes ``%(now)s``, ``%(<reason_param>)s`` and ``%(reviewer)s`` (the acting user's id).
+    """
+    history = model.history.model
+    qn = connection.ops.quote_name
+    tracked = [field.column for field in history._meta.concrete_fields if not field.name.startswith("history_")]
+    extra = ["history_date", "history_change_reason", "history_type", "history_user_id"]
+    return (
+        f"INSERT INTO {qn(history._meta.db_table)} ({', '.join(qn(c) for c in tracked + extra)}) "
+        f"SELECT {', '.join(qn(c) for c in tracked)}, %(now)s, %({reason_param})s, '{history_type}', %(reviewer)s "
+        f"FROM {source}"
+    )
