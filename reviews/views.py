@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from reviews.choices import CLAIMABLE_TASK_STATUSES, AssignmentStatus, TaskStatus
+from reviews.exceptions import ReviewWorkflowError
 from reviews.forms import AdjudicationForm, AppealForm, AppealSearchForm, CorrectionForm, ReviewForm, SkipForm
 from reviews.models import Assignment, Decision, Review, ReviewTask
 from reviews.selectors.appeals import AppealCaseNotFound, appeal_case, appeal_case_search
@@ -30,7 +31,7 @@ from reviews.selectors.queue import (
     reviewer_queue_overview,
 )
 from reviews.services.appeals import decision_reverse_on_appeal
-from reviews.services.assignments import ReviewWorkflowError, assignment_claim_next, assignment_release
+from reviews.services.assignments import assignment_claim_next, assignment_release
 from reviews.services.reviewing import review_correct, review_submit, task_adjudicate
 
 REVIEW_PERMISSION = "reviews.review_cases"

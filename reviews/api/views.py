@@ -28,6 +28,7 @@ from reviews.api.serializers import (
     WebhookCreatedSerializer,
     WebhookSerializer,
 )
+from reviews.exceptions import IntakeConflictError, IntakeValidationError, OutcomeConflictError
 from reviews.models import Decision, Prediction, Webhook
 from reviews.selectors.predictions import (
     decisions_for_user,
@@ -36,8 +37,8 @@ from reviews.selectors.predictions import (
     predictions_for_user,
     webhooks_of_owner,
 )
-from reviews.services.intake import IntakeConflictError, IntakeValidationError, predictions_ingest
-from reviews.services.outcomes import OutcomeConflictError, prediction_report_outcome
+from reviews.services.intake import predictions_ingest
+from reviews.services.outcomes import prediction_report_outcome
 from reviews.services.webhooks import webhook_create, webhook_deactivate, webhook_update
 
 PREDICTION_SUBMISSION = PolymorphicProxySerializer(

@@ -37,6 +37,7 @@ from simple_history.utils import bulk_create_with_history, bulk_update_with_hist
 
 from hitl_platform.history import historise, history_insert_sql
 from reviews.choices import CLAIMABLE_TASK_STATUSES, AssignmentStatus, AssignmentStrategy, TaskStatus
+from reviews.exceptions import ReviewWorkflowError
 from reviews.models import Assignment, Prediction, ReviewTask, RoutingPolicy
 from reviews.selectors.queue import CLAIM_ORDER, OPEN_ASSIGNMENT_STATUSES, claimable_tasks, open_assignments
 
@@ -48,10 +49,6 @@ CLAIMED_REASON = "Claimed as the next task"
 SLOT_CLAIMED_REASON = "Reviewer claimed a review slot"
 CLAIM_ATTEMPTS = 3
 DEADLOCK_DETECTED = "40P01"
-
-
-class ReviewWorkflowError(Exception):
-    """A reviewer's action that cannot be done now, with a message written for them."""
 
 
 @dataclass(frozen=True)

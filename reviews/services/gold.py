@@ -15,8 +15,8 @@ from django.utils import timezone
 from audits.ledger import ledger_append
 from hitl_platform.history import historise
 from reviews.choices import CLAIMABLE_TASK_STATUSES, Route, TaskStatus
+from reviews.exceptions import ReviewWorkflowError
 from reviews.models import Prediction, ReviewTask, RoutingPolicy
-from reviews.services.assignments import ReviewWorkflowError
 
 DEFAULT_SLA_HOURS = RoutingPolicy().sla_hours
 

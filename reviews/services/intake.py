@@ -37,6 +37,7 @@ from models_registry.models import MLModel, ModelVersion
 from models_registry.services import ml_model_check_writer
 from models_registry.validators import json_value_problem, sensitive_name_keys, sensitive_paths
 from reviews.choices import DecisionSource, Route, TaskStatus
+from reviews.exceptions import IntakeConflictError, IntakeError, IntakeValidationError
 from reviews.models import Decision, Prediction, ReviewTask
 from reviews.routing import Case, RoutingResult, route_case
 from reviews.selectors.predictions import existing_predictions_by_external_id, versions_for_intake
@@ -58,44 +59,6 @@ INTAKE_REASON = (
     "Received through the prediction API and routed by the model's routing policy (its version is recorded)."
 )
 AUTO_DECISION_REASON = "Decided automatically under the model's routing policy (see the prediction's route reasons)."
-
-
-@dataclass(frozen=True, slots=True)
-class IntakeError:
-    """One problem with a batch: the item's index (None for the whole batch), the field, and what is wrong."""
-
-    index: int | None
-    field: str
-    message: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "field": self.field, "message": self.message}
-
-
-class IntakeValidationError(Exception):
-    """The batch is invalid (answered 400); nothing was stored."""
-
-    def __init__(self, errors: list[IntakeError], *, total: int):
-        self.errors = errors
-        self.total = total
-        bad_items = len({error.index for error in errors if error.index is not None})
-        if bad_items:
-            self.message = f"{bad_items:,} of {total:,} predictions are invalid; nothing was stored."
-        else:
-            self.message = f"{errors[0].message} Nothing was stored."
-        super().__init__(self.message)
-
-
-class IntakeConflictError(Exception):
-    """Some external_ids are already stored with another payload (answered 409); nothing was stored."""
-
-    def __init__(self, conflicts: list[IntakeError], *, total: int):
-        self.conflicts = conflicts
-        self.message = (
-            f"{len(conflicts):,} of {total:,} predictions reuse an external_id already stored with a different "
-            "payload; nothing was stored. Drop or fix those items and send the batch again."
-        )
-        super().__init__(self.message)
 
 
 @dataclass(frozen=True)

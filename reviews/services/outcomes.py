@@ -12,11 +12,8 @@ from django.utils import timezone
 from audits.ledger import ledger_append
 from hitl_platform.history import historise
 from models_registry.services import ml_model_check_writer
+from reviews.exceptions import OutcomeConflictError
 from reviews.models import PERSONAL_DATA_FIELDS, Prediction
-
-
-class OutcomeConflictError(Exception):
-    """A different outcome is already recorded and the call is not marked as a correction."""
 
 
 def prediction_report_outcome(

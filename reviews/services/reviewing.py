@@ -24,7 +24,7 @@ from reviews.consensus import Vote, resolve_consensus
 from reviews.models import Assignment, Decision, Review, ReviewTask, RoutingPolicy
 from reviews.selectors.queue import OPEN_ASSIGNMENT_STATUSES
 from reviews.selectors.reviewer_stats import reviewer_reliabilities
-from reviews.services.assignments import ReviewWorkflowError
+from reviews.exceptions import ReviewWorkflowError
 from reviews.services.decisions import decision_record
 
 logger = logging.getLogger(__name__)

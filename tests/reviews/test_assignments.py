@@ -9,9 +9,9 @@ from django.utils import timezone
 from hitl_platform.roles import Role
 from models_registry.choices import Stage
 from reviews.choices import AssignmentStatus, AssignmentStrategy, TaskStatus
+from reviews.exceptions import ReviewWorkflowError
 from reviews.models import Assignment, ReviewTask
 from reviews.services.assignments import (
-    ReviewWorkflowError,
     assignment_claim_next,
     assignment_release,
     assignments_expire_leases,

@@ -9,9 +9,10 @@ from django.urls import reverse
 from audits.models import DecisionEvent
 from models_registry.choices import Stage
 from reviews.choices import TaskStatus
+from reviews.exceptions import ReviewWorkflowError
 from reviews.models import Decision
 from reviews.selectors.reviewer_stats import agreement_statistics
-from reviews.services.assignments import ReviewWorkflowError, assignment_claim_next
+from reviews.services.assignments import assignment_claim_next
 from reviews.services.gold import gold_case_create, gold_case_retire
 from reviews.services.reviewing import review_submit
 from tests.models_registry.factories import ModelVersionFactory

@@ -12,8 +12,9 @@ from audits.models import DecisionEvent
 from hitl_platform.roles import Role
 from models_registry.choices import Stage
 from reviews.choices import AssignmentStatus, ConsensusRule, DecisionSource, TaskStatus
+from reviews.exceptions import ReviewWorkflowError
 from reviews.models import Assignment, Decision, Review, ReviewTask
-from reviews.services.assignments import ReviewWorkflowError, assignment_claim_next, assignments_expire_leases
+from reviews.services.assignments import assignment_claim_next, assignments_expire_leases
 from reviews.services.reviewing import review_correct, review_submit, task_adjudicate
 from tests.factories import UserFactory
 from tests.models_registry.factories import ModelVersionFactory
