@@ -6,7 +6,6 @@ from django.utils import timezone
 from audits.choices import ExportFormat, ExportKind
 from audits.selectors.dashboard import DASHBOARD_PERIODS, DEFAULT_DASHBOARD_PERIOD
 from models_registry.models import MLModel
-from reviews.forms import MAX_TEXT_LENGTH
 from reviews.models import Prediction
 
 
@@ -17,21 +16,6 @@ class DashboardPeriodForm(forms.Form):
         initial=DEFAULT_DASHBOARD_PERIOD,
         label="Period",
     )
-
-
-class DecisionAppealForm(forms.Form):
-    """Reverse a final decision on appeal: the new label and why."""
-
-    final_label = forms.ChoiceField(label="New final label")
-    reason = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 4}),
-        max_length=MAX_TEXT_LENGTH,
-        help_text="Recorded in the decision's history and in the ledger.",
-    )
-
-    def __init__(self, *args, labels: list[str], current: str, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["final_label"].choices = [(label, label) for label in labels if label != current]
 
 
 class ExportRequestForm(forms.Form):

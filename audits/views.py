@@ -19,7 +19,7 @@ from kombu.exceptions import OperationalError
 
 from audits.charts import Series, horizontal_bars_svg, stacked_columns_svg
 from audits.choices import EXPORT_CONTENT_TYPES, JobStatus
-from audits.forms import DashboardPeriodForm, DecisionAppealForm, ExportRequestForm
+from audits.forms import DashboardPeriodForm, ExportRequestForm
 from audits.selectors.cases import case_trail
 from audits.selectors.dashboard import (
     DASHBOARD_PERIODS,
@@ -32,6 +32,7 @@ from audits.selectors.ledger import ledger_check_latest_intact, ledger_checks_re
 from audits.services.exports import export_request
 from audits.services.ledger_checks import ledger_check_request
 from audits.tasks import dashboard_refresh_task
+from reviews.forms import AppealForm
 from reviews.models import Decision
 from reviews.services.appeals import decision_reverse_on_appeal
 
@@ -113,7 +114,7 @@ def decision_appeal(request: HttpRequest, decision_id: int) -> HttpResponse:
     """An adjudicator reverses a final decision on appeal, with a reason."""
     _require(request, "reviews.adjudicate_cases")
     decision = get_object_or_404(Decision.objects.select_related("model", "prediction"), pk=decision_id)
-    form = DecisionAppealForm(request.POST or None, labels=decision.model.labels, current=decision.final_label)
+    form = AppealForm(request.POST or None, labels=decision.model.labels, current=decision.final_label)
     if request.method == "POST" and form.is_valid():
         try:
             decision_reverse_on_appeal(

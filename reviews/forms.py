@@ -102,6 +102,7 @@ class AppealForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 4}),
         max_length=MAX_TEXT_LENGTH,
         strip=True,
+        help_text="Recorded in the decision's history and in the ledger; subscribed systems receive the new label.",
         error_messages={"required": "Give a reason: it is recorded in the history and the ledger."},
     )
 

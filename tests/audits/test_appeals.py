@@ -80,7 +80,7 @@ def test_an_adjudicator_with_console_access_reverses_a_decision_from_its_page(cl
 
     empty = client.post(url, {"final_label": "approve", "reason": ""})
     assert empty.status_code == 200
-    assert "This field is required." in empty.content.decode()
+    assert "Give a reason: it is recorded in the history and the ledger." in empty.content.decode()
 
     response = client.post(url, {"final_label": "approve", "reason": "New evidence"})
     assert response.status_code == 302
