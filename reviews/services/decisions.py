@@ -6,16 +6,13 @@ the caller's transaction, so a receiver that is down loses nothing and a rolled-
 
 from collections.abc import Sequence
 
-from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from audits.ledger import LedgerEntry, ledger_append_many
 from hitl_platform.history import bulk_create_with_history_fast
-from models_registry.models import MLModel
-from reviews.models import Decision, Prediction, Webhook, WebhookDelivery
-from reviews.services.webhooks import DECISION_FINAL_EVENT, webhook_deliveries_enqueue
+from reviews.models import Decision, Prediction, WebhookDelivery
+from reviews.services.webhooks import DECISION_FINAL_EVENT, webhook_deliveries_enqueue, webhook_subscribers
 
 
 def decision_webhook_payload(decision: Decision, prediction: Prediction) -> dict:
@@ -58,26 +55,6 @@ def decision_ledger_entry(decision: Decision, prediction: Prediction, *, actor, 
     )
 
 
-def _models_worked_on(webhooks: Sequence[Webhook], model_ids: set[int]) -> set[tuple[int, int]]:
-    """(user id, model id) for the owners of model-less webhooks and the models they own or their team owns."""
-    owners = {webhook.owner_id for webhook in webhooks if webhook.model_id is None and not webhook.owner.is_superuser}
-    if not owners:
-        return set()
-    models = list(MLModel.objects.filter(id__in=model_ids).values_list("id", "owner_id", "team_id"))
-    teams = {team_id for _, _, team_id in models if team_id is not None}
-    memberships = set(
-        get_user_model()
-        .groups.through.objects.filter(user_id__in=owners, group_id__in=teams)
-        .values_list("user_id", "group_id")
-    )
-    return {
-        (owner_id, model_id)
-        for model_id, model_owner_id, team_id in models
-        for owner_id in owners
-        if owner_id == model_owner_id or (owner_id, team_id) in memberships
-    }
-
-
 def webhook_deliveries_build(decisions: Sequence[Decision], predictions_by_id: dict[int, Prediction]):
     """Outbox rows for every active webhook subscribed to final decisions of these decisions' models.
 
@@ -86,23 +63,7 @@ def webhook_deliveries_build(decisions: Sequence[Decision], predictions_by_id: d
     """
     if not decisions:
         return []
-    model_ids = {decision.model_id for decision in decisions}
-    webhooks = [
-        webhook
-        for webhook in Webhook.objects.filter(is_active=True)
-        .filter(Q(model_id__in=model_ids) | Q(model__isnull=True))
-        .select_related("owner")
-        if DECISION_FINAL_EVENT in webhook.events
-    ]
-    if not webhooks:
-        return []
-    works_on = _models_worked_on(webhooks, model_ids)
-
-    def subscribed(webhook: Webhook, decision: Decision) -> bool:
-        if webhook.model_id is not None:
-            return webhook.model_id == decision.model_id
-        return webhook.owner.is_superuser or (webhook.owner_id, decision.model_id) in works_on
-
+    subscribers = webhook_subscribers(event=DECISION_FINAL_EVENT, model_ids={d.model_id for d in decisions})
     return [
         WebhookDelivery(
             webhook=webhook,
@@ -110,8 +71,7 @@ def webhook_deliveries_build(decisions: Sequence[Decision], predictions_by_id: d
             payload=decision_webhook_payload(decision, predictions_by_id[decision.prediction_id]),
         )
         for decision in decisions
-        for webhook in webhooks
-        if subscribed(webhook, decision)
+        for webhook in subscribers.get(decision.model_id, [])
     ]
 
 

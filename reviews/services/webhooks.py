@@ -36,10 +36,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from hitl_platform.history import historise
@@ -49,7 +50,8 @@ from reviews.choices import DeliveryStatus
 from reviews.models import Webhook, WebhookDelivery
 
 DECISION_FINAL_EVENT = "decision.final"
-WEBHOOK_EVENTS = (DECISION_FINAL_EVENT,)
+AUDIT_FAILED_EVENT = "audit.failed"
+WEBHOOK_EVENTS = (DECISION_FINAL_EVENT, AUDIT_FAILED_EVENT)
 MAX_ATTEMPTS = 12
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=1)
@@ -151,6 +153,63 @@ def webhook_deactivate(*, webhook: Webhook, actor) -> Webhook:
     historise(webhook, actor=actor, reason="Webhook deleted by its owner.")
     webhook.save(update_fields=["is_active"])
     return webhook
+
+
+def _models_worked_on(webhooks: Sequence[Webhook], model_ids: set[int]) -> set[tuple[int, int]]:
+    """(user id, model id) for the owners of model-less webhooks and the models they own or their team owns."""
+    owners = {webhook.owner_id for webhook in webhooks if webhook.model_id is None and not webhook.owner.is_superuser}
+    if not owners:
+        return set()
+    models = list(MLModel.objects.filter(id__in=model_ids).values_list("id", "owner_id", "team_id"))
+    teams = {team_id for _, _, team_id in models if team_id is not None}
+    memberships = set(
+        get_user_model()
+        .groups.through.objects.filter(user_id__in=owners, group_id__in=teams)
+        .values_list("user_id", "group_id")
+    )
+    return {
+        (owner_id, model_id)
+        for model_id, model_owner_id, team_id in models
+        for owner_id in owners
+        if owner_id == model_owner_id or (owner_id, team_id) in memberships
+    }
+
+
+def webhook_subscribers(*, event: str, model_ids: set[int]) -> dict[int, list[Webhook]]:
+    """The active webhooks subscribed to ``event`` for each of these models, in two or three queries.
+
+    A webhook naming a model receives that model's events. One without a model receives the events of every model
+    its owner works on: the models they own or their team owns (every model, for a superuser), never another
+    team's.
+    """
+    webhooks = [
+        webhook
+        for webhook in Webhook.objects.filter(is_active=True)
+        .filter(Q(model_id__in=model_ids) | Q(model__isnull=True))
+        .select_related("owner")
+        .order_by("id")
+        if event in webhook.events
+    ]
+    works_on = _models_worked_on(webhooks, model_ids)
+    return {
+        model_id: [
+            webhook
+            for webhook in webhooks
+            if webhook.model_id == model_id
+            or (webhook.model_id is None and (webhook.owner.is_superuser or (webhook.owner_id, model_id) in works_on))
+        ]
+        for model_id in model_ids
+    }
+
+
+def webhook_event_fan_out(*, event: str, model_id: int, payload: dict[str, Any]) -> list[WebhookDelivery]:
+    """Outbox rows of one model event (e.g. ``audit.failed``) for its subscribers, sent when the caller commits."""
+    deliveries = WebhookDelivery.objects.bulk_create(
+        WebhookDelivery(webhook=webhook, event=event, payload={"event": event, **payload})
+        for webhook in webhook_subscribers(event=event, model_ids={model_id})[model_id]
+    )
+    webhook_deliveries_enqueue([delivery.pk for delivery in deliveries])
+    return deliveries
 
 
 def webhook_deliveries_enqueue(delivery_ids: Sequence[int]) -> None:
