@@ -34,7 +34,14 @@ from models_registry.services import (
     PromotionBlocked,
     ml_model_update,
     promotion_request_decide,
+    promotion_request_override_gate,
 )
+
+
+def _evidence_link(result: dict) -> str:
+    evidence = result.get("evidence") or {}
+    url, label = evidence.get("url"), evidence.get("label")
+    return format_html('<a href="{}">{}</a>', url, label or "evidence") if url else ""
 
 
 def _gate_table(results: list[dict]) -> str:
@@ -42,8 +49,11 @@ def _gate_table(results: list[dict]) -> str:
         return "-"
     rows = format_html_join(
         "",
-        "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-        ((r.get("name", ""), "passed" if r.get("passed") else "FAILED", r.get("reason", "")) for r in results),
+        "<tr><td>{}</td><td>{}</td><td>{} {}</td></tr>",
+        (
+            (r.get("name", ""), "passed" if r.get("passed") else "FAILED", r.get("reason", ""), _evidence_link(r))
+            for r in results
+        ),
     )
     return format_html("<table><tr><th>Gate</th><th>Result</th><th>Reason</th></tr>{}</table>", rows)
 
@@ -209,6 +219,7 @@ class PromotionRequestAdmin(RegistryHistoryAdmin):
         "decided_at",
         "decision_reason",
         "gates",
+        "overrides",
         "created_at",
     )
     readonly_fields = fields
@@ -221,14 +232,23 @@ class PromotionRequestAdmin(RegistryHistoryAdmin):
             self.admin_site.admin_view(self.decide_view),
             name="models_registry_promotionrequest_decide",
         )
-        return [decide, *super().get_urls()]
+        override = path(
+            "<int:request_id>/override-gate/",
+            self.admin_site.admin_view(self.override_gate_view),
+            name="models_registry_promotionrequest_override_gate",
+        )
+        return [decide, override, *super().get_urls()]
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         """The request's page: the gates as they stand now and, to those who decide, approve and reject."""
         promotion_request = self.get_object(request, object_id)
         extra = dict(extra_context or {})
         if promotion_request is not None and promotion_request.status == PromotionStatus.PENDING:
-            extra["gates_now"] = _gate_table(_gates_now(promotion_request))
+            gates_now = _gates_now(promotion_request)
+            extra["gates_now"] = _gate_table(gates_now)
+            if request.user.is_superuser:
+                extra["overridable_gates"] = [result["name"] for result in gates_now if not result["passed"]]
+                extra["override_form"] = PromotionDecisionForm()
             if self.has_decide_permission(request):
                 extra["decision_form"] = PromotionDecisionForm()
                 extra["own_request"] = promotion_request.requester_id == request.user.pk
@@ -236,6 +256,33 @@ class PromotionRequestAdmin(RegistryHistoryAdmin):
                     promotion_request.requester, promotion_request.version.model
                 )
         return super().change_view(request, object_id, form_url, extra_context=extra)
+
+    def override_gate_view(self, request, request_id: int):
+        """POST: an administrator lets one failing gate pass for this request, with a reason (logged)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not request.user.is_superuser:
+            raise PermissionDenied
+        promotion_request = get_object_or_404(promotion_request_list(), pk=request_id)
+        form = PromotionDecisionForm(request.POST)
+        gate = request.POST.get("gate", "")
+        if not form.is_valid():
+            self.message_user(request, f"Not overridden: {' '.join(form.errors.get('reason', []))}", messages.ERROR)
+        else:
+            try:
+                promotion_request_override_gate(
+                    promotion_request=promotion_request,
+                    gate=gate,
+                    actor=request.user,
+                    reason=form.cleaned_data["reason"],
+                )
+            except ValidationError as exc:
+                self.message_user(request, f"Not overridden: {' '.join(exc.messages)}", messages.ERROR)
+            else:
+                self.message_user(
+                    request, f"Gate {gate} overridden for request #{promotion_request.pk}.", messages.WARNING
+                )
+        return redirect("admin:models_registry_promotionrequest_change", promotion_request.pk)
 
     def decide_view(self, request, request_id: int):
         """POST: approve or reject this one request with a reason, then back to its page."""
@@ -261,6 +308,14 @@ class PromotionRequestAdmin(RegistryHistoryAdmin):
     def model_owner(self, obj: PromotionRequest) -> str:
         model = obj.version.model
         return f"{model.owner} ({model.team})" if model.team_id else str(model.owner)
+
+    @admin.display(description="gate overrides")
+    def overrides(self, obj: PromotionRequest) -> str:
+        if not obj.gate_overrides:
+            return "none"
+        return format_html_join(
+            "", "<p>{} by {} at {}: {}</p>", ((o["gate"], o["by"], o["at"], o["reason"]) for o in obj.gate_overrides)
+        )
 
     @admin.display(description="gate results")
     def gates(self, obj: PromotionRequest) -> str:

@@ -20,7 +20,7 @@ Built-in gates:
 import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from models_registry.choices import RiskTier, Stage
@@ -33,11 +33,16 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class GateResult:
-    """The outcome of one gate: its name, pass or fail, and why, in words a compliance officer can act on."""
+    """The outcome of one gate: its name, pass or fail, and why, in words a compliance officer can act on.
+
+    ``evidence`` names what the gate relied on, as plain data (e.g. the id and page of the bias audit it found),
+    so the request records it beside the decision.
+    """
 
     name: str
     passed: bool
     reason: str
+    evidence: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

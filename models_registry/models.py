@@ -130,6 +130,9 @@ class PromotionRequest(models.Model):
     decision_reason = models.TextField(blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
     gate_results = models.JSONField(default=list, blank=True)
+    gate_overrides = models.JSONField(
+        default=list, blank=True, help_text="Gates an administrator overrode for this request: who, when, why."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     history = HistoricalRecords()

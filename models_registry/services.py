@@ -24,7 +24,7 @@ from hitl_platform.history import historise
 from hitl_platform.roles import Role
 from models_registry.artifacts import InspectedModelFile, model_file_inspect, model_file_make_read_only
 from models_registry.choices import PROMOTABLE_FROM, PROMOTION_TARGETS, PromotionStatus, RiskTier, Stage
-from models_registry.gates import GateResult, promotion_gates_run
+from models_registry.gates import GateResult, promotion_gates_run, registered_promotion_gates
 from models_registry.models import MLModel, ModelVersion, PromotionRequest
 from models_registry.selectors import user_may_write_model
 from models_registry.validators import validate_metrics
@@ -389,6 +389,53 @@ def _promotion_apply(
     return archived
 
 
+def _with_overrides(results: list[GateResult], overrides: list[dict]) -> list[GateResult]:
+    """A failed gate an administrator overrode for this request passes, saying so and keeping what it said."""
+    by_gate = {override["gate"]: override for override in overrides}
+    return [
+        GateResult(
+            result.name,
+            True,
+            f"Overridden by {by_gate[result.name]['by']} ({by_gate[result.name]['reason']}); the gate said: "
+            f"{result.reason}",
+            {**result.evidence, "override": by_gate[result.name]},
+        )
+        if not result.passed and result.name in by_gate
+        else result
+        for result in results
+    ]
+
+
+@transaction.atomic
+def promotion_request_override_gate(
+    *, promotion_request: PromotionRequest, gate: str, actor: AbstractBaseUser, reason: str
+) -> PromotionRequest:
+    """Let one failing gate pass for this pending request: an administrator's decision, with a reason, logged.
+
+    The gate still runs at approval; its own result is kept beside the override in the recorded gate results.
+    """
+    if not actor.is_superuser:
+        raise PermissionDenied("Only an administrator may override a promotion gate.")
+    _require_text(reason, field="reason", message="Give the reason for overriding the gate.")
+    if gate not in registered_promotion_gates():
+        raise ValidationError({"gate": f"There is no promotion gate named {gate!r}."})
+    locked = PromotionRequest.objects.select_for_update().get(pk=promotion_request.pk)
+    if locked.status != PromotionStatus.PENDING:
+        raise ValidationError(f"Promotion request #{locked.pk} was already {locked.status}.", code="decided")
+    override = {"gate": gate, "by": actor.get_username(), "at": timezone.now().isoformat(), "reason": reason.strip()}
+    locked.gate_overrides = [*(o for o in locked.gate_overrides if o["gate"] != gate), override]
+    historise(locked, actor=actor, reason=f"Gate {gate} overridden: {reason.strip()}")
+    locked.save(update_fields=["gate_overrides"])
+    ledger_append(
+        event_type="promotion.gate_overridden",
+        object_type="models_registry.promotionrequest",
+        object_id=locked.pk,
+        actor=actor,
+        payload={"request_id": locked.pk, "version_id": locked.version_id, **override},
+    )
+    return locked
+
+
 def promotion_request_decide(
     *, promotion_request: PromotionRequest, actor: AbstractBaseUser, approve: bool, reason: str
 ) -> PromotionRequest:
@@ -422,7 +469,9 @@ def promotion_request_decide(
                     "reject this request instead.",
                     code="stage",
                 )
-            results = promotion_gates_run(version=version, target_stage=locked.target_stage)
+            results = _with_overrides(
+                promotion_gates_run(version=version, target_stage=locked.target_stage), locked.gate_overrides
+            )
             locked.gate_results = [result.as_dict() for result in results]
             if not all(result.passed for result in results):
                 blocked = results

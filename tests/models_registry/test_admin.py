@@ -291,3 +291,20 @@ def test_only_people_who_decide_promotions_are_offered_the_decision_on_the_page(
     assert posted.status_code == 403
     pending.refresh_from_db()
     assert pending.status == PromotionStatus.PENDING
+
+
+def test_an_administrator_overrides_a_failing_gate_from_the_requests_page(client, admin_user, pending, monkeypatch):
+    monkeypatch.setitem(gates._GATES, "bias_audit", lambda v, t: GateResult("bias_audit", False, "No passing audit."))
+    client.force_login(admin_user)
+    page_url = reverse("admin:models_registry_promotionrequest_change", args=[pending.pk])
+
+    assert 'id="override-form"' in client.get(page_url).content.decode()
+    client.post(
+        reverse("admin:models_registry_promotionrequest_override_gate", args=[pending.pk]),
+        {"gate": "bias_audit", "reason": "Pilot approved by the board."},
+    )
+
+    pending.refresh_from_db()
+    assert [(o["gate"], o["by"], o["reason"]) for o in pending.gate_overrides] == [
+        ("bias_audit", "alice_admin", "Pilot approved by the board.")
+    ]

@@ -392,7 +392,12 @@ def test_a_failing_gate_blocks_approval_and_keeps_its_results(ml_engineer, compl
     assert request.version.stage == Stage.CANDIDATE
     failed = [result for result in request.gate_results if not result["passed"]]
     assert failed == [
-        {"name": "bias_audit", "passed": False, "reason": "No passing bias audit of this version in the last 30 days."}
+        {
+            "name": "bias_audit",
+            "passed": False,
+            "reason": "No passing bias audit of this version in the last 30 days.",
+            "evidence": {},
+        }
     ]
     assert request.history.first().history_change_reason == "Approval blocked by failing gates: bias_audit."
     assert not DecisionEvent.objects.filter(event_type="promotion.decided").exists()
@@ -407,9 +412,12 @@ def test_a_gate_that_crashes_blocks_approval(ml_engineer, compliance_officer, mo
     with pytest.raises(PromotionBlocked):
         promotion_request_decide(promotion_request=request, actor=compliance_officer, approve=True, reason="Go.")
     request.refresh_from_db()
-    assert {"name": "broken", "passed": False, "reason": "The gate could not run: audit service unreachable"} in (
-        request.gate_results
-    )
+    assert {
+        "name": "broken",
+        "passed": False,
+        "reason": "The gate could not run: audit service unreachable",
+        "evidence": {},
+    } in request.gate_results
 
 
 def test_gates_are_not_run_to_reject(ml_engineer, compliance_officer, monkeypatch):
@@ -485,3 +493,33 @@ def test_a_high_risk_model_with_its_model_card_and_a_medium_risk_model_without_o
         request.refresh_from_db()
         card = next(result for result in request.gate_results if result["name"] == "model_card")
         assert card["passed"] is True
+
+
+def test_an_administrator_overrides_a_failing_gate_with_a_reason_and_it_is_logged(
+    ml_engineer, compliance_officer, admin_user, monkeypatch
+):
+    monkeypatch.setitem(gates._GATES, "bias_audit", lambda v, t: GateResult("bias_audit", False, "No passing audit."))
+    request = PromotionRequestFactory(requester=ml_engineer)
+
+    with pytest.raises(PermissionDenied):
+        services.promotion_request_override_gate(
+            promotion_request=request, gate="bias_audit", actor=compliance_officer, reason="Trust me."
+        )
+    with pytest.raises(ValidationError):
+        services.promotion_request_override_gate(
+            promotion_request=request, gate="bias_audit", actor=admin_user, reason=" "
+        )
+    services.promotion_request_override_gate(
+        promotion_request=request, gate="bias_audit", actor=admin_user, reason="Regulator-approved pilot, ticket 42."
+    )
+    promotion_request_decide(promotion_request=request, actor=compliance_officer, approve=True, reason="Go.")
+
+    request.refresh_from_db()
+    audit_gate = next(result for result in request.gate_results if result["name"] == "bias_audit")
+    assert audit_gate["passed"] is True
+    assert "Overridden by alice_admin (Regulator-approved pilot, ticket 42.)" in audit_gate["reason"]
+    assert "No passing audit." in audit_gate["reason"]
+    assert request.status == PromotionStatus.APPROVED
+    event = DecisionEvent.objects.get(event_type="promotion.gate_overridden")
+    assert event.actor_label == "alice_admin"
+    assert request.history.filter(history_change_reason__startswith="Gate bias_audit overridden").exists()

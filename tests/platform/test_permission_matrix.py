@@ -161,6 +161,10 @@ MATRIX: dict[str, Expect] = {
     "admin/models_registry/promotionrequest/<int:request_id>/decide/": Expect(
         row("302 302 302 302 302 302 405 405"), post=row("302 302 302 302 302 302 302 302")
     ),
+    # Overriding a failing gate is an administrator's call alone.
+    "admin/models_registry/promotionrequest/<int:request_id>/override-gate/": Expect(
+        row("302 302 302 302 302 302 405 405"), post=row("302 302 302 302 302 302 403 302")
+    ),
     **{
         entry: expect
         for path, flags in {**PLATFORM_ADMIN_MODELS, **GOVERNED_ADMIN_MODELS}.items()
