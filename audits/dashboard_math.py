@@ -1,10 +1,11 @@
 """What one day contributes to the dashboard's figures, and how days combine into a period. Pure: no Django.
 
 Counts add up across days; a median and Krippendorff's alpha do not. So each day keeps what they are made of:
-a histogram of the times to a human decision (a period's median is interpolated within its bucket: accurate to
-the bucket's width, which grows with the time), and alpha's sufficient statistics (the observed disagreement and
-the pairable labels), from which a period's alpha comes out exactly as
-``reviews.agreement.krippendorff_alpha_nominal`` computes it from the items themselves (tests check both agree).
+a histogram of the times to a human decision (a period's median is interpolated within the buckets of its middle
+times: accurate to their width, which grows with the time; see ``histogram_median_minutes``), and alpha's
+sufficient statistics (the observed disagreement and the pairable labels), from which a period's alpha comes out
+exactly as ``reviews.agreement.krippendorff_alpha_nominal`` computes it from the items themselves (tests check
+both agree).
 """
 
 from collections import Counter
@@ -35,17 +36,31 @@ def histograms_merge(histograms: Iterable[Mapping[str, int]]) -> dict[str, int]:
 
 
 def histogram_median_minutes(histogram: Mapping[str, int]) -> float | None:
-    """The median, interpolated linearly within its bucket; the open bucket's lower bound if it falls there."""
+    """The median of the times a histogram counts, None when it counts none.
+
+    The median is the middle time, or the mean of the two middle times of an even count, and those two can lie
+    buckets apart ([0.5, 4000] has its median, 2000.25, in neither value's bucket). So each middle time is
+    estimated within its own bucket, as the centre of its share of the bucket (the k-th of n times in a bucket sits
+    at (k - 1/2) / n of the way through), and the median is their mean. Each estimate is off by less than its
+    bucket's width, so the median is off by less than the mean width of the one or two buckets its middle times
+    fall in (never more than the wider one). A middle time in the open bucket counts as that bucket's lower bound,
+    so there the median is not bounded.
+    """
     count = sum(histogram.values())
     if not count:
         return None
-    middle = count / 2
+    middle = [count // 2, count // 2 + 1] if count % 2 == 0 else [(count + 1) // 2]
+    return sum(_ranked_minutes(histogram, rank) for rank in middle) / len(middle)
+
+
+def _ranked_minutes(histogram: Mapping[str, int], rank: int) -> float:
+    """The rank-th shortest time (from 1), interpolated within its bucket; the open bucket's lower bound there."""
     seen = 0
     lower = 0.0
     for upper in MINUTE_BUCKETS:
         in_bucket = histogram.get(str(upper), 0)
-        if in_bucket and seen + in_bucket >= middle:
-            return lower + (upper - lower) * (middle - seen) / in_bucket
+        if seen + in_bucket >= rank:
+            return lower + (upper - lower) * (rank - 0.5 - seen) / in_bucket
         seen += in_bucket
         lower = float(upper)
     return lower

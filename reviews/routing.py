@@ -9,19 +9,24 @@ How a case is routed, in order; every step that applies adds a sentence to the r
 1. Stop switch on: the case goes to review ("stop switch on since 2026-11-20 by alice").
 2. Business rules: every rule that fires sends the case to review (action ``review``) or to review with an
    adjudicator's final call (action ``escalate``). A rule that cannot be checked, because the field is missing,
-   null, or of a type the operator cannot compare, counts as fired: an unknown value never lets a case pass a
-   rule unseen. Its reason says which field was missing.
+   null, not a number (NaN), or of a type the operator cannot compare (a list or an object for any operator, a
+   string against a number), counts as fired: an unknown value never lets a case pass a rule unseen. Its reason
+   says which field could not be checked and why.
 3. Confidence: below the auto-decide threshold (the label's own threshold if the policy sets one) goes to
-   review; a case without a confidence cannot be decided automatically.
+   review. A case without a usable confidence (none given, or one that is not a probability: NaN, infinite, or
+   outside [0, 1]) cannot be decided automatically and goes to review saying why; hosted scoring's reason for
+   giving none (``Case.confidence_problem``) is quoted. A confidence and its threshold are printed with as many
+   decimals as it takes to tell them apart (0.7999 is never "0.80 is below the 0.80 threshold").
 4. A case that passed 1-3 is decided automatically, except a deterministic QA sample: the SHA-256 of
    ``"<model name>:<external_id>"`` read as a number in [0, 1) below the sample rate sends it to review, so a
    replay or a re-run routes the same case the same way.
 
 Priority (higher is more urgent): the risk tier first, then rule severity (escalate over review), then lower
-confidence first.
+confidence first (a case without a usable confidence counts as the least confident).
 """
 
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -89,6 +94,9 @@ class Rule:
                 raise RuleError(f"The '{operator}' operator needs a number or a string to compare with.")
         elif not _is_scalar(value) and value is not None:
             raise RuleError(f"The '{operator}' operator needs a number, a string, true/false or null.")
+        compared = value if isinstance(value, list) else [value]
+        if any(_is_number(item) and not math.isfinite(item) for item in compared):
+            raise RuleError("A rule compares with finite numbers only: NaN and infinity match nothing useful.")
         if action not in RULE_ACTIONS:
             raise RuleError(f"Action must be 'review' or 'escalate', got {action!r}.")
         if not isinstance(reason, str) or not reason.strip():
@@ -117,7 +125,12 @@ class PolicySnapshot:
 
 @dataclass(frozen=True, slots=True)
 class Case:
-    """One prediction as the router sees it."""
+    """One prediction as the router sees it.
+
+    ``confidence_problem``: when ``confidence`` is None because the scorer could not give a usable one, why, in
+    words ("the model's probabilities for this case are not usable (approve NaN, deny NaN)"); the router
+    quotes it in the case's reasons.
+    """
 
     external_id: str
     features: Mapping[str, Any]
@@ -125,6 +138,7 @@ class Case:
     confidence: float | None
     version_number: int | None = None
     version_stage: str = "production"
+    confidence_problem: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +175,37 @@ def format_probability(value: float) -> str:
     short = f"{value:.2f}"
     if float(short) == value:
         return short
-    return f"{value:.6f}".rstrip("0")
+    longer = f"{value:.6f}".rstrip("0")
+    # 0.8000001 to six decimals is 0.80: the shorter form is as exact and keeps the two decimals.
+    return longer if len(longer) > len(short) else short
+
+
+def format_probabilities(value: float, threshold: float) -> tuple[str, str]:
+    """Both as ``format_probability`` writes them, unless that would show two different numbers as equal
+    (0.7999999 and 0.8 both read 0.80): then both with as many decimals as it takes to tell them apart."""
+    pair = (format_probability(value), format_probability(threshold))
+    if value == threshold or float(pair[0]) != float(pair[1]):
+        return pair
+    for decimals in range(3, 18):
+        # Rounding both to the same decimals keeps their order, so "below" never reads as "above".
+        pair = (f"{value:.{decimals}f}", f"{threshold:.{decimals}f}")
+        if pair[0] != pair[1]:
+            return pair
+    return repr(value), repr(threshold)
+
+
+def format_score(value: Any) -> str:
+    """A model's score or confidence as given, usable or not: "NaN", "infinity", a probability as
+    ``format_probability`` writes it, any other number exactly (1.0000001 never reads as 1)."""
+    if not _is_number(value):
+        return repr(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "infinity" if value > 0 else "minus infinity"
+    if 0.0 <= value <= 1.0:
+        return format_probability(value)
+    return repr(float(value))
 
 
 def format_rate(rate: float) -> str:
@@ -200,18 +244,23 @@ def _rule_fires(rule: Rule, features: Mapping[str, Any]) -> str | None:
     actual = features.get(rule.field)
     if actual is None:
         return f"{rule.field} is missing, so the rule {rule.describe()} could not be checked"
+    if _is_number(actual) and math.isnan(actual):
+        # NaN compares false with everything: checked as a number it would pass every rule.
+        return f"{rule.field} is not a number (NaN), so the rule {rule.describe()} could not be checked"
+    comparable = _is_scalar(actual)
     if rule.operator in ORDERING_OPERATORS:
         comparable = (_is_number(actual) and _is_number(rule.value)) or (
             isinstance(actual, str) and isinstance(rule.value, str)
         )
-        if not comparable:
-            return (
-                f"{rule.field} is {format_value(actual)}, which cannot be compared with {format_value(rule.value)}, "
-                f"so the rule {rule.describe()} could not be checked"
-            )
+    if not comparable:
+        return (
+            f"{rule.field} is {_describe_value(actual)}, which cannot be compared with {format_value(rule.value)}, "
+            f"so the rule {rule.describe()} could not be checked"
+        )
+    if rule.operator in ORDERING_OPERATORS:
         fired = ORDERING_OPERATORS[rule.operator](actual, rule.value)
     elif rule.operator == "in":
-        fired = _is_scalar(actual) and any(_same(actual, item) for item in rule.value)
+        fired = any(_same(actual, item) for item in rule.value)
     elif rule.operator == "==":
         fired = _same(actual, rule.value)
     else:
@@ -219,6 +268,19 @@ def _rule_fires(rule: Rule, features: Mapping[str, Any]) -> str | None:
     if not fired:
         return None
     return f"{rule.field} {format_value(actual)} {OPERATOR_WORDS[rule.operator]} {format_value(rule.value)}"
+
+
+def _describe_value(value: Any) -> str:
+    """A feature value in a reason; a list or object says what it is, so its items do not read as the rule's."""
+    if isinstance(value, (list, tuple)):
+        return f"a list ({format_value(value)})" if value else "an empty list"
+    if isinstance(value, Mapping):
+        return "an object"
+    return format_value(value)
+
+
+def _usable_confidence(confidence: Any) -> bool:
+    return _is_number(confidence) and math.isfinite(confidence) and 0.0 <= confidence <= 1.0
 
 
 def _same(left: Any, right: Any) -> bool:
@@ -262,27 +324,31 @@ def route_case(policy: PolicySnapshot, case: Case) -> RoutingResult:
 
     threshold = policy.label_thresholds.get(case.label, policy.auto_decide_threshold)
     for_label = f" for {case.label}" if case.label in policy.label_thresholds else ""
+    confident = _usable_confidence(case.confidence)
     if case.confidence is None:
         to_review = True
-        reasons.append("no confidence was given, so the case cannot be decided automatically")
-    elif case.confidence < threshold:
+        missing = case.confidence_problem or "no confidence was given"
+        reasons.append(f"{missing}, so the case cannot be decided automatically")
+    elif not confident:
         to_review = True
         reasons.append(
-            f"confidence {format_probability(case.confidence)} is below the "
-            f"{format_probability(threshold)} auto-decide threshold{for_label}"
+            f"confidence {format_score(case.confidence)} is not a probability between 0 and 1, "
+            "so the case cannot be decided automatically"
         )
+    elif case.confidence < threshold:
+        to_review = True
+        shown, required = format_probabilities(case.confidence, threshold)
+        reasons.append(f"confidence {shown} is below the {required} auto-decide threshold{for_label}")
 
     is_qa_sample = False
     if not to_review:
-        reasons.append(
-            f"confidence {format_probability(case.confidence)} meets the "
-            f"{format_probability(threshold)} auto-decide threshold{for_label}"
-        )
+        shown, required = format_probabilities(case.confidence, threshold)
+        reasons.append(f"confidence {shown} meets the {required} auto-decide threshold{for_label}")
         if policy.qa_sample_rate > 0 and qa_sample_point(policy.model_name, case.external_id) < policy.qa_sample_rate:
             is_qa_sample = to_review = True
             reasons.append(f"QA sample ({format_rate(policy.qa_sample_rate)})")
 
-    uncertainty = 1.0 if case.confidence is None else min(max(1.0 - case.confidence, 0.0), 1.0)
+    uncertainty = 1.0 - case.confidence if confident else 1.0
     priority = TIER_PRIORITY.get(policy.risk_tier, 0) + severity + round(uncertainty * CONFIDENCE_PRIORITY_SPAN)
     reviews_required, adjudicated_tier = review_plan(policy)
     return RoutingResult(

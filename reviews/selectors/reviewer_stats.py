@@ -28,7 +28,7 @@ from reviews.agreement import (
     percent_agreement,
     reviewer_accuracy_on_gold,
 )
-from reviews.consensus import estimate_reviewer_reliability
+from reviews.consensus import ReliabilityEstimate, estimate_reviewer_reliability
 from reviews.models import Review
 
 # How many of a model's most recent reviews the reliability estimate rests on: enough for a stable estimate
@@ -189,11 +189,12 @@ def _pairwise_kappa(by_item: dict[int, dict[int, str]], *, only: int | None) -> 
     ]
 
 
-def reviewer_reliabilities(*, model_id: int, window: int = RELIABILITY_WINDOW) -> dict[int, float]:
-    """Each reviewer's estimated accuracy on this model (one-coin Dawid-Skene over gold and agreement).
+def reviewer_reliabilities(*, model_id: int, window: int = RELIABILITY_WINDOW) -> ReliabilityEstimate:
+    """Each reviewer's estimated accuracy on this model and each label's share of its cases, in one estimate.
 
-    Reads the model's most recent `window` current reviews; reviewers absent from the result get the
-    consensus module's default reliability.
+    One-coin Dawid-Skene over gold and agreement (`reviews.consensus.estimate_reviewer_reliability`), on the
+    model's most recent `window` current reviews. The weighted consensus rule takes both the accuracies and the
+    class prior from it; reviewers absent from `accuracy` get the consensus module's default reliability.
     """
     rows = (
         current_reviews(model_id=model_id)
@@ -208,4 +209,4 @@ def reviewer_reliabilities(*, model_id: int, window: int = RELIABILITY_WINDOW) -
         answers[task_id].append((reviewer, label))
         if is_gold and gold_label:
             gold[task_id] = gold_label
-    return estimate_reviewer_reliability(answers, gold=gold).accuracy
+    return estimate_reviewer_reliability(answers, gold=gold)

@@ -84,6 +84,7 @@ class _Item:
     payload_sha256: str
     version: ModelVersion | None = None
     scored_by_platform: bool = False
+    confidence_problem: str = ""
     routing: RoutingResult | None = field(default=None)
 
 
@@ -266,6 +267,7 @@ def _score(model: MLModel, items: list[_Item]) -> list[IntakeError]:
             continue
         for item, score in zip(group, scored, strict=True):
             item.label, item.confidence, item.scores = score.label, score.confidence, score.scores
+            item.confidence_problem = score.confidence_problem
             item.scored_by_platform = True
     return failures
 
@@ -350,6 +352,7 @@ def _store(*, model: MLModel, items: list[_Item], policy, actor) -> IntakeOutcom
                 confidence=item.confidence,
                 version_number=item.version.number,
                 version_stage=item.version.stage,
+                confidence_problem=item.confidence_problem,
             ),
         )
 

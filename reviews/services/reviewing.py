@@ -21,10 +21,10 @@ from django.utils import timezone
 from audits.ledger import LedgerEntry, ledger_append_many
 from reviews.choices import CLAIMABLE_TASK_STATUSES, AssignmentStatus, ConsensusRule, DecisionSource, TaskStatus
 from reviews.consensus import Vote, resolve_consensus
+from reviews.exceptions import ReviewWorkflowError
 from reviews.models import Assignment, Decision, Review, ReviewTask, RoutingPolicy
 from reviews.selectors.queue import OPEN_ASSIGNMENT_STATUSES
 from reviews.selectors.reviewer_stats import reviewer_reliabilities
-from reviews.exceptions import ReviewWorkflowError
 from reviews.services.decisions import decision_record
 
 logger = logging.getLogger(__name__)
@@ -100,6 +100,7 @@ def _review_entry(review: Review, *, event_type: str, extra: dict | None = None)
             "prediction_id": task.prediction_id,
             "model_id": task.model_id,
             "assignment_id": review.assignment_id,
+            "reviewer_id": review.reviewer_id,
             "label": review.label,
             "is_adjudication": review.is_adjudication,
             **(extra or {}),
@@ -196,14 +197,17 @@ def _resolve(
     """
     task._history_user = actor
     policy = getattr(task.model, "routing_policy", None) or DEFAULT_POLICY
-    reliabilities = None
+    reliabilities = class_prior = None
     if policy.consensus_rule == ConsensusRule.WEIGHTED:
-        reliabilities = reviewer_reliabilities(model_id=task.model_id)
+        estimate = reviewer_reliabilities(model_id=task.model_id)
+        reliabilities, class_prior = estimate.accuracy, estimate.class_prior
     outcome = resolve_consensus(
         [Vote(reviewer_id=reviewer_id, label=label) for reviewer_id, label in votes],
         rule=policy.consensus_rule,
         min_agreement=policy.min_agreement,
         reliabilities=reliabilities,
+        class_prior=class_prior,
+        labels=task.model.labels,
     )
     tally = ", ".join(f"{weight:g} {label}" for label, weight in outcome.tally.items())
     if outcome.decided and not task.needs_adjudication:

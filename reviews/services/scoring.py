@@ -13,9 +13,16 @@ The order of the schema's ``properties`` object is not used: PostgreSQL's jsonb 
 of an object, so it would silently feed a model its columns in another order. A model trained on an array
 with several features and none of the declarations above is not scored; the error says what to declare.
 A feature an item leaves out is passed as missing (NaN).
+
+A model can answer an item with scores that are not probabilities (NaN from a missing value it cannot handle,
+infinity, a number outside [0, 1]). Such an item is not refused, and is never decided automatically: its Score
+has no confidence and says why in ``confidence_problem``, which the router quotes when it sends the case to
+review. Its scores are stored as the model gave them, except NaN and infinity, which become null: a JSON column
+cannot hold them.
 """
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +32,7 @@ import pandas as pd
 
 from models_registry.artifacts import ModelFileUnavailable, load_trusted_model
 from models_registry.models import MLModel, ModelVersion
+from reviews.routing import format_score
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +43,18 @@ class ScoringError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Score:
+    """The platform's answer for one item: its label, the label's probability as confidence, every label's score.
+
+    When any of the item's scores is not a probability, ``confidence`` is None, ``confidence_problem`` says so in
+    words ("the model's scores for this case are not probabilities between 0 and 1 (approve NaN, deny NaN)"),
+    ``label`` is the label with the highest usable score (the model's first class when none is usable), and the
+    non-finite ``scores`` are None.
+    """
+
     label: str
-    confidence: float
-    scores: dict[str, float]
+    confidence: float | None
+    scores: dict[str, float | None]
+    confidence_problem: str = ""
 
 
 FEATURE_ORDER_KEYWORD = "x-feature-order"
@@ -71,7 +88,8 @@ def _design_matrix(estimator: Any, columns: list[str], features: Sequence[Mappin
 
 
 def score_batch(*, model: MLModel, version: ModelVersion, features: Sequence[Mapping[str, Any]]) -> list[Score]:
-    """Label, confidence (the top probability) and per-label scores for each item, in order."""
+    """Label, confidence (the top probability) and per-label scores for each item, in order; see ``Score`` for
+    an item whose scores are not probabilities."""
     if not version.artifact:
         raise ScoringError(
             f"Version {version.number} of {model.name} has no model file, so the platform cannot score it: "
@@ -115,9 +133,23 @@ def score_batch(*, model: MLModel, version: ModelVersion, features: Sequence[Map
             f"Version {version.number} of {model.name} predicts labels that are not the model's labels: "
             f"{', '.join(unknown)}."
         )
-    best = probabilities.argmax(axis=1)
-    confidences = probabilities[np.arange(len(best)), best].tolist()
+    with np.errstate(invalid="ignore"):
+        usable = np.isfinite(probabilities) & (probabilities >= 0.0) & (probabilities <= 1.0)
+    # Unusable scores never win: argmax would pick a NaN, or a score of 7 over every probability.
+    best = np.where(usable, probabilities, -np.inf).argmax(axis=1)
     return [
-        Score(label=classes[index], confidence=confidence, scores=dict(zip(classes, row, strict=True)))
-        for index, confidence, row in zip(best.tolist(), confidences, probabilities.tolist(), strict=True)
+        _score(classes, row, index, usable=row_usable)
+        for row, index, row_usable in zip(probabilities.tolist(), best.tolist(), usable.all(axis=1), strict=True)
     ]
+
+
+def _score(classes: list[str], row: list[float], best: int, *, usable: bool) -> Score:
+    if usable:
+        return Score(label=classes[best], confidence=row[best], scores=dict(zip(classes, row, strict=True)))
+    given = ", ".join(f"{label} {format_score(value)}" for label, value in zip(classes, row, strict=True))
+    return Score(
+        label=classes[best],
+        confidence=None,
+        scores={label: value if math.isfinite(value) else None for label, value in zip(classes, row, strict=True)},
+        confidence_problem=f"the model's scores for this case are not probabilities between 0 and 1 ({given})",
+    )

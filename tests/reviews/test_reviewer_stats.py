@@ -135,7 +135,17 @@ def test_without_a_model_every_models_reviews_count(data):
 
 
 def test_reliabilities_rank_reviewers_by_their_record_on_gold_and_agreement(data):
-    reliability = reviewer_reliabilities(model_id=data["model"].pk)
+    reliability = reviewer_reliabilities(model_id=data["model"].pk).accuracy
 
     assert reliability[data["r1"].pk] > reliability[data["r2"].pk]
     assert all(0 < value < 1 for value in reliability.values())
+
+
+def test_the_reliability_estimate_carries_the_label_shares_of_the_real_cases(data):
+    estimate = reviewer_reliabilities(model_id=data["model"].pk)
+
+    # Real cases: T1 is approve, T2 deny, and T3 split between r1 (approve, the better gold record) and r2, so
+    # approve leads; the gold cases G1 and G2 do not count.
+    assert set(estimate.class_prior) == {A, D}
+    assert sum(estimate.class_prior.values()) == pytest.approx(1.0)
+    assert 0.5 < estimate.class_prior[A] < 2 / 3

@@ -1,5 +1,7 @@
 """The pure router: every rule type, its sentence, the QA sample, the stop switch, priorities, review plans."""
 
+import math
+import random
 from datetime import UTC, datetime
 
 import pytest
@@ -12,8 +14,11 @@ from reviews.routing import (
     Rule,
     RuleError,
     format_number,
+    format_probabilities,
     format_probability,
     format_rate,
+    format_score,
+    format_value,
     qa_sample_point,
     route_case,
 )
@@ -89,6 +94,77 @@ def test_probabilities_show_more_decimals_only_where_two_would_hide_a_difference
 
 
 @pytest.mark.parametrize(
+    ("confidence", "shown"),
+    [
+        (math.nan, "NaN"),
+        (math.inf, "infinity"),
+        (-math.inf, "minus infinity"),
+        (1.5, "1.5"),
+        (-0.1, "-0.1"),
+        (1.0000001, "1.0000001"),
+    ],
+)
+def test_a_confidence_that_is_not_a_probability_goes_to_review_as_the_least_confident_case(confidence, shown):
+    result = route_case(policy(qa_sample_rate=1.0), case(confidence=confidence))
+
+    assert result.route == REVIEW and not result.is_qa_sample
+    assert result.reasons == (
+        f"confidence {shown} is not a probability between 0 and 1, so the case cannot be decided automatically",
+    )
+    assert result.priority == route_case(policy(), case(confidence=None)).priority
+    assert result.priority > route_case(policy(), case(confidence=0.01)).priority
+
+
+def test_hosted_scorings_reason_for_giving_no_confidence_is_quoted():
+    problem = "the model's scores for this case are not probabilities between 0 and 1 (approve NaN, deny NaN)"
+
+    result = route_case(
+        policy(),
+        Case(external_id="a-1", features={}, label="approve", confidence=None, confidence_problem=problem),
+    )
+
+    assert result.route == REVIEW
+    assert result.reasons == (f"{problem}, so the case cannot be decided automatically",)
+
+
+@pytest.mark.parametrize(
+    ("confidence", "threshold", "sentence"),
+    [
+        (0.7999999, 0.8, "confidence 0.7999999 is below the 0.8000000 auto-decide threshold"),
+        (0.8000001, 0.8, "confidence 0.8000001 meets the 0.8000000 auto-decide threshold"),
+        (0.79999999999, 0.8, "confidence 0.79999999999 is below the 0.80000000000 auto-decide threshold"),
+        (0.8, 0.8, "confidence 0.80 meets the 0.80 auto-decide threshold"),
+        (0.8, 0.7999999, "confidence 0.8000000 meets the 0.7999999 auto-decide threshold"),
+    ],
+)
+def test_a_confidence_is_never_printed_as_equal_to_a_different_threshold(confidence, threshold, sentence):
+    result = route_case(policy(auto_decide_threshold=threshold), case(confidence=confidence))
+
+    assert result.reasons == (sentence,)
+
+
+def test_a_label_threshold_is_told_apart_from_its_confidence_too():
+    result = route_case(policy(label_thresholds={"deny": 0.95}), case(confidence=0.9499999, label="deny"))
+
+    assert result.reasons == ("confidence 0.9499999 is below the 0.9500000 auto-decide threshold for deny",)
+
+
+def test_printed_confidences_and_thresholds_differ_whenever_they_differ_and_keep_their_order():
+    rng = random.Random(5)
+    for _ in range(5000):
+        threshold = round(rng.uniform(0.5, 0.99), rng.choice((2, 3, 4)))
+        confidence = min(max(threshold + rng.choice((-1, 1)) * 10 ** -rng.uniform(1, 16), 0.0), 1.0)
+
+        shown, required = format_probabilities(confidence, threshold)
+
+        assert (shown == required) == (confidence == threshold), (confidence, threshold)
+        assert (float(shown) < float(required)) == (confidence < threshold) or shown == required
+        result = route_case(policy(auto_decide_threshold=threshold), case(confidence=confidence))
+        verb = "meets" if confidence >= threshold else "is below"
+        assert result.reasons == (f"confidence {shown} {verb} the {required} auto-decide threshold",)
+
+
+@pytest.mark.parametrize(
     ("field", "operator", "value", "actual", "sentence"),
     [
         ("credit_amount", ">", 10000, 12000, "credit_amount 12,000 > 10,000"),
@@ -160,6 +236,38 @@ def test_a_rule_that_cannot_compare_the_value_counts_as_fired_and_says_so():
 
     assert result.route == REVIEW
     assert result.reasons[0].startswith('credit_amount is "lots", which cannot be compared with 10,000')
+
+
+@pytest.mark.parametrize(
+    ("operator", "value", "actual", "described"),
+    [
+        ("in", ["business", "vacation"], ["car", "business"], 'a list ("car", "business")'),
+        ("in", ["business", "vacation"], [], "an empty list"),
+        ("in", ["business", "vacation"], {"main": "business"}, "an object"),
+        ("==", "business", ["business"], 'a list ("business")'),
+        ("!=", "business", ["car"], 'a list ("car")'),
+    ],
+)
+def test_a_list_or_object_feature_cannot_be_compared_so_its_rule_counts_as_fired(operator, value, actual, described):
+    checked = rule("purpose", operator, value, reason="purposes checked by hand")
+
+    result = route_case(policy(rules=(checked,)), case(confidence=0.99, purpose=actual))
+
+    assert result.route == REVIEW
+    assert result.reasons[0] == (
+        f"purpose is {described}, which cannot be compared with {format_value(value)}, so the rule "
+        f"{checked.describe()} could not be checked (rule: purposes checked by hand)"
+    )
+
+
+@pytest.mark.parametrize("operator", ["<", ">", "==", "!=", "in"])
+def test_a_feature_that_is_not_a_number_counts_as_fired_whatever_the_operator(operator):
+    checked = rule("income", operator, [1000, 2000] if operator == "in" else 1000)
+
+    result = route_case(policy(rules=(checked,)), case(confidence=0.99, income=math.nan))
+
+    assert result.route == REVIEW
+    assert result.reasons[0].startswith(f"income is not a number (NaN), so the rule {checked.describe()} could not")
 
 
 def test_an_escalation_rule_escalates_needs_an_adjudicator_and_outranks_a_review_rule():
@@ -300,6 +408,8 @@ def test_priority_puts_higher_risk_first_then_severity_then_lower_confidence():
         ({"field": "x", "operator": ">", "action": "review", "reason": "r"}, "needs a value"),
         ({"field": "x", "operator": ">", "value": 1, "action": "review", "reason": "r", "when": 1}, "Unknown rule"),
         ("x > 1", "must be an object"),
+        ({"field": "x", "operator": ">", "value": math.nan, "action": "review", "reason": "r"}, "finite numbers"),
+        ({"field": "x", "operator": "in", "value": [1, math.inf], "action": "review", "reason": "r"}, "finite"),
     ],
 )
 def test_an_unusable_rule_is_refused_with_a_message_for_its_author(raw, message):
@@ -314,3 +424,11 @@ def test_numbers_are_formatted_for_people():
     assert format_probability(0.8) == "0.80"
     assert format_rate(0.05) == "5%"
     assert format_rate(0.025) == "2.5%"
+    assert [format_score(value) for value in (0.5, 0.8125, math.nan, -math.inf, 1.0000001, "high")] == [
+        "0.50",
+        "0.8125",
+        "NaN",
+        "minus infinity",
+        "1.0000001",
+        "'high'",
+    ]

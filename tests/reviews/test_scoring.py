@@ -1,6 +1,8 @@
 """Hosted scoring: items sent without a label are scored with the version's real skops file, one call per batch."""
 
 import hashlib
+import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -10,10 +12,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from audits.models import DecisionEvent
 from models_registry.choices import Stage
 from models_registry.models import ModelVersion
-from reviews.models import Prediction
+from reviews.choices import Route
+from reviews.models import Decision, Prediction, ReviewTask
 from reviews.services import scoring
+from reviews.services.intake import predictions_ingest
 from tests.models_registry.factories import (
     CREDIT_FEATURES,
     MLModelFactory,
@@ -222,3 +227,75 @@ def test_a_pipeline_fitted_on_a_dataframe_gets_its_own_column_names(api, ml_engi
     assert response.status_code == 201, response.json()
     expected = pipeline.predict_proba(pd.DataFrame([APPLICATIONS[1]])[list(frame.columns)])[0]
     assert Prediction.objects.get().confidence == pytest.approx(expected.max())
+
+
+def test_scores_that_are_not_probabilities_send_the_case_to_review_saying_why_and_store_no_nan(
+    scored_model, ml_engineer, monkeypatch
+):
+    answers = np.array([[math.nan, math.nan], [0.05, 0.95], [math.inf, 0.2], [1.2, -0.2]])
+
+    class Broken:
+        """An estimator whose probabilities are unusable for some rows (as a model fed a value it cannot handle)."""
+
+        classes_ = np.array(["approve", "deny"])
+
+        def predict_proba(self, matrix):
+            return answers[: len(matrix)]
+
+    monkeypatch.setattr(scoring, "load_trusted_model", lambda version: Broken())
+
+    outcome = predictions_ingest(
+        model=scored_model,
+        items=[unlabelled(n, APPLICATIONS[n % 3]) for n in range(len(answers))],
+        actor=ml_engineer,
+    )
+
+    assert outcome.created == 4
+    stored = {p.external_id: p for p in Prediction.objects.all()}
+    problems = {
+        "application-0": "approve NaN, deny NaN",
+        "application-2": "approve infinity, deny 0.20",
+        "application-3": "approve 1.2, deny -0.2",
+    }
+    for external_id, given in problems.items():
+        prediction = stored[external_id]
+        assert prediction.route == Route.REVIEW
+        assert prediction.confidence is None
+        assert prediction.route_reasons[0] == (
+            f"the model's scores for this case are not probabilities between 0 and 1 ({given}), "
+            "so the case cannot be decided automatically"
+        )
+        assert ReviewTask.objects.filter(prediction=prediction).exists()
+        assert not Decision.objects.filter(prediction=prediction).exists()
+    # NaN and infinity are stored as null (a JSON column cannot hold them); other numbers as the model gave them.
+    assert stored["application-0"].scores == {"approve": None, "deny": None}
+    assert stored["application-2"].scores == {"approve": None, "deny": 0.2}
+    assert stored["application-3"].scores == {"approve": 1.2, "deny": -0.2}
+    # The label is the best usable score's, or the model's first class when none is usable.
+    assert [stored[f"application-{n}"].predicted_label for n in (0, 2, 3)] == ["approve", "deny", "approve"]
+    assert stored["application-1"].confidence == pytest.approx(0.95)
+    assert stored["application-1"].route_reasons[0] == "confidence 0.95 meets the 0.80 auto-decide threshold"
+    routed = DecisionEvent.objects.get(event_type="prediction.routed", object_id=str(stored["application-0"].pk))
+    assert json.loads(routed.payload)["confidence"] is None
+
+
+def test_score_batch_keeps_usable_rows_as_they_were(scored_model, monkeypatch):
+    class Mixed:
+        classes_ = np.array(["approve", "deny"])
+
+        def predict_proba(self, matrix):
+            return np.array([[0.5, 0.5], [0.1, math.nan]])
+
+    monkeypatch.setattr(scoring, "load_trusted_model", lambda version: Mixed())
+    version = ModelVersion.objects.get(model=scored_model)
+
+    tie, half_broken = scoring.score_batch(model=scored_model, version=version, features=APPLICATIONS[:2])
+
+    assert tie == scoring.Score(label="approve", confidence=0.5, scores={"approve": 0.5, "deny": 0.5})
+    assert half_broken == scoring.Score(
+        label="approve",
+        confidence=None,
+        scores={"approve": 0.1, "deny": None},
+        confidence_problem="the model's scores for this case are not probabilities between 0 and 1 "
+        "(approve 0.10, deny NaN)",
+    )
