@@ -72,9 +72,7 @@ def test_a_webhook_may_only_follow_models_of_its_owner_and_answers_another_teams
     )
 
     assert (theirs.status_code, unknown.status_code) == (400, 400)
-    assert theirs.json()["model"] == [
-        unknown.json()["model"][0].replace("no-such-model", "their-model")
-    ]
+    assert theirs.json()["model"] == [unknown.json()["model"][0].replace("no-such-model", "their-model")]
     assert not Webhook.objects.exists()
 
 
