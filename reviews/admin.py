@@ -379,18 +379,28 @@ class DecisionAdmin(CaseSearchMixin, ReadOnlyHistoryAdmin):
         "source",
         "agreement",
         timestamp_column("decided_at"),
-        "decided_by",
+        "who_decided",
     )
     list_select_related = ("model", "prediction", "decided_by")
     list_filter = ("source", "model", DecidedRecentlyFilter)
     changelist_defer = tuple(f"prediction__{name}" for name in PERSONAL_DATA_FIELDS)
     history_list_display = ("final_label", "source", "decided_by")
     raw_id_fields = ("prediction",)
-    readonly_fields = ("case",)
+    readonly_fields = ("case", "who_decided")
     ordering = ("-id",)
 
     def case_match(self, term: str) -> Q:
         return Q(prediction_id__in=Prediction.objects.filter(_external_id_match(term)).values("id"))
+
+    @admin.display(description="decided by")
+    def who_decided(self, decision: Decision) -> str:
+        reviewers = ", ".join(reviewer["username"] for reviewer in decision.reviewers)
+        if decision.decided_by_id:
+            by = decision.decided_by.get_username()
+            return f"{by} (adjudicator), after {reviewers}" if reviewers else by
+        if reviewers:
+            return f"{reviewers} (consensus)"
+        return "the model (automatic)" if decision.source == "auto" else "-"
 
     @admin.display(description="case")
     def case(self, decision: Decision) -> str:

@@ -238,6 +238,12 @@ class Decision(models.Model):
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    reviewers = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='The reviewers whose reviews formed the decision, as they were named then: [{"id", "username"}].',
+    )
+    reason = models.TextField(blank=True, help_text="Why this is the final label: the rule, the tally, the call.")
 
     history = HistoricalRecords(no_db_index=["prediction", "model", "decided_by"])
 

@@ -175,16 +175,43 @@ class OutcomeSerializer(serializers.ModelSerializer):
 
 
 class DecisionSerializer(serializers.ModelSerializer):
+    """A final decision: the label, where it came from (source, reviewers or adjudicator, reason) and the
+    routing policy version its case was routed under."""
+
     model = serializers.SlugRelatedField(slug_field="name", read_only=True)
     prediction = serializers.IntegerField(source="prediction.id", read_only=True)
     external_id = serializers.CharField(source="prediction.external_id", read_only=True)
     version = serializers.IntegerField(source="prediction.version.number", read_only=True)
     label = serializers.CharField(source="final_label", read_only=True)
+    reviewers = serializers.SerializerMethodField(help_text="Usernames of the reviewers whose reviews formed it.")
+    decided_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True, help_text="The adjudicator who made the call."
+    )
+    policy_history_id = serializers.IntegerField(source="prediction.policy_history_id", read_only=True, allow_null=True)
+    policy_sha256 = serializers.CharField(source="prediction.policy_sha256", read_only=True)
 
     class Meta:
         model = Decision
-        fields = ["id", "prediction", "external_id", "model", "version", "label", "source", "agreement", "decided_at"]
+        fields = [
+            "id",
+            "prediction",
+            "external_id",
+            "model",
+            "version",
+            "label",
+            "source",
+            "agreement",
+            "reviewers",
+            "decided_by",
+            "reason",
+            "policy_history_id",
+            "policy_sha256",
+            "decided_at",
+        ]
         read_only_fields = fields
+
+    def get_reviewers(self, decision: Decision) -> list[str]:
+        return [reviewer["username"] for reviewer in decision.reviewers]
 
 
 # --- webhooks ---

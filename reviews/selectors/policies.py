@@ -47,3 +47,16 @@ def routing_policy_version_for(prediction: Prediction) -> PolicyVersion | None:
         matches_case=sha256 == prediction.policy_sha256,
         in_words=policy_settings_in_words(settings, risk_tier=prediction.model.risk_tier),
     )
+
+
+def routing_policies_effective(model_ids) -> dict[int, RoutingPolicy]:
+    """Each model's routing policy, or, for a model that has none yet, the defaults (an unsaved policy): the one
+    place the defaults of a policy-less model come from. One query."""
+    model_ids = set(model_ids)
+    found = {policy.model_id: policy for policy in RoutingPolicy.objects.filter(model_id__in=model_ids)}
+    return {model_id: found.get(model_id) or RoutingPolicy(model_id=model_id) for model_id in model_ids}
+
+
+def routing_policy_effective(model_id: int) -> RoutingPolicy:
+    """The routing policy a model's cases follow now (its own, or the defaults)."""
+    return routing_policies_effective([model_id])[model_id]

@@ -75,15 +75,20 @@ def prediction_get_for_user(*, prediction_id: int, user: AbstractBaseUser, for_w
 
 def decisions_for_user(*, user: AbstractBaseUser) -> QuerySet[Decision]:
     """Final decisions of the models a user may see, oldest first, for downstream consumers (filters: the API's)."""
-    decisions = Decision.objects.select_related("model", "prediction", "prediction__version").only(
+    decisions = Decision.objects.select_related("model", "prediction", "prediction__version", "decided_by").only(
         "id",
         "final_label",
         "source",
         "agreement",
+        "reviewers",
+        "reason",
         "decided_at",
+        "decided_by__username",
         "model__name",
         "prediction__id",
         "prediction__external_id",
+        "prediction__policy_history_id",
+        "prediction__policy_sha256",
         "prediction__version__number",
     )
     if not user_reads_every_model(user):

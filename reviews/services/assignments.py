@@ -39,6 +39,7 @@ from hitl_platform.history import historise, history_insert_sql
 from reviews.choices import CLAIMABLE_TASK_STATUSES, AssignmentStatus, AssignmentStrategy, TaskStatus
 from reviews.exceptions import ReviewWorkflowError
 from reviews.models import Assignment, Prediction, ReviewTask, RoutingPolicy
+from reviews.selectors.policies import routing_policies_effective
 from reviews.selectors.queue import CLAIM_ORDER, OPEN_ASSIGNMENT_STATUSES, claimable_tasks, open_assignments
 
 logger = logging.getLogger(__name__)
@@ -63,19 +64,9 @@ class PolicySettings:
         return cls(lease_minutes=policy.lease_minutes, max_open_claims=policy.max_open_claims_per_reviewer)
 
 
-DEFAULT_POLICY = PolicySettings.of(RoutingPolicy())
-
-
 def policy_settings_for(model_ids) -> dict[int, PolicySettings]:
-    """Assignment settings per model id; models without a routing policy get the policy defaults."""
-    model_ids = set(model_ids)
-    found = {
-        policy.model_id: PolicySettings.of(policy)
-        for policy in RoutingPolicy.objects.filter(model_id__in=model_ids).only(
-            "model_id", "lease_minutes", "max_open_claims_per_reviewer"
-        )
-    }
-    return {model_id: found.get(model_id, DEFAULT_POLICY) for model_id in model_ids}
+    """Assignment settings per model id, from each model's effective routing policy."""
+    return {model_id: PolicySettings.of(policy) for model_id, policy in routing_policies_effective(model_ids).items()}
 
 
 def _gold_tasks_for(reviewer, model_ids) -> QuerySet[ReviewTask]:
@@ -115,7 +106,8 @@ def _open_pushed(assignment: Assignment, *, reviewer, now: datetime) -> Assignme
     return assignment
 
 
-def _task_slot_taken(task: ReviewTask, *, actor, reason: str) -> None:
+def review_slot_take(task: ReviewTask, *, actor, reason: str) -> None:
+    """Take one of a locked task's review slots for ``actor`` (a claim, a push, a late submit), with history."""
     task.slots_taken += 1
     task.status = TaskStatus.IN_REVIEW
     historise(task, actor=actor, reason=reason)
@@ -180,7 +172,7 @@ def _claim_next(*, reviewer, now: datetime | None, skip_locked: bool) -> Assignm
 def _assignment_create(*, task: ReviewTask, reviewer, now: datetime, takes_slot: bool) -> Assignment:
     settings = policy_settings_for([task.model_id])[task.model_id]
     if takes_slot:
-        _task_slot_taken(task, actor=reviewer, reason=SLOT_CLAIMED_REASON)
+        review_slot_take(task, actor=reviewer, reason=SLOT_CLAIMED_REASON)
     assignment = Assignment(
         task=task,
         reviewer=reviewer,
@@ -260,7 +252,7 @@ def _claim_on_postgresql(*, reviewer, now: datetime, skip_locked: bool) -> Assig
     params = {
         "reviewer": reviewer.pk,
         "now": now,
-        "default_lease": DEFAULT_POLICY.lease_minutes,
+        "default_lease": RoutingPolicy._meta.get_field("lease_minutes").default,
         "task_reason": SLOT_CLAIMED_REASON,
         "claim_reason": CLAIMED_REASON,
     }

@@ -6,6 +6,7 @@ the caller's transaction, so a receiver that is down loses nothing and a rolled-
 
 from collections.abc import Sequence
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
@@ -16,7 +17,7 @@ from reviews.services.webhooks import DECISION_FINAL_EVENT, webhook_deliveries_e
 
 
 def decision_webhook_payload(decision: Decision, prediction: Prediction) -> dict:
-    """What downstream systems receive: the final answer and where it came from, no personal data."""
+    """What downstream systems receive: the final answer, who or what decided it and why, no personal data."""
     return {
         "event": DECISION_FINAL_EVENT,
         "decision": {
@@ -28,9 +29,19 @@ def decision_webhook_payload(decision: Decision, prediction: Prediction) -> dict
             "label": decision.final_label,
             "source": decision.source,
             "agreement": decision.agreement,
+            "reviewers": [reviewer["username"] for reviewer in decision.reviewers],
+            "decided_by": decision.decided_by.get_username() if decision.decided_by_id else None,
+            "reason": decision.reason,
+            "policy_history_id": prediction.policy_history_id,
             "decided_at": decision.decided_at.isoformat(),
         },
     }
+
+
+def reviewers_named(user_ids: Sequence[int]) -> list[dict]:
+    """The reviewers of a decision as it records them: id and username at the time, in the order given."""
+    names = dict(get_user_model().objects.filter(pk__in=user_ids).values_list("pk", "username"))
+    return [{"id": user_id, "username": names.get(user_id, "")} for user_id in dict.fromkeys(user_ids)]
 
 
 def decision_ledger_entry(decision: Decision, prediction: Prediction, *, actor, reason: str) -> LedgerEntry:
@@ -49,6 +60,7 @@ def decision_ledger_entry(decision: Decision, prediction: Prediction, *, actor, 
             "source": decision.source,
             "agreement": decision.agreement,
             "decided_by_id": decision.decided_by_id,
+            "reviewer_ids": [reviewer["id"] for reviewer in decision.reviewers],
             "input_sha256": prediction.input_sha256,
             "reason": reason,
         },
@@ -105,6 +117,8 @@ def decisions_create_bulk(
     The caller appends the entries (with any others of the same transaction) in one chained ledger run. The
     outbox rows are sent by a Celery task enqueued when the outermost transaction commits.
     """
+    for decision in decisions:
+        decision.reason = decision.reason or reason
     with transaction.atomic():
         saved = bulk_create_with_history_fast(
             list(decisions),
@@ -130,8 +144,13 @@ def decision_record(
     agreement: float | None,
     decided_by,
     reason: str,
+    reviewers: Sequence[dict] = (),
 ) -> Decision:
-    """Record one final decision (consensus or adjudication) with history, ledger event and webhooks."""
+    """Record one final decision (consensus or adjudication) with history, ledger event and webhooks.
+
+    ``reviewers`` are those whose reviews formed it (``reviewers_named``); ``decided_by`` the adjudicator who
+    made the call (None for a consensus, which is the rule's).
+    """
     decision = Decision(
         prediction=prediction,
         model_id=prediction.model_id,
@@ -139,6 +158,8 @@ def decision_record(
         source=source,
         agreement=agreement,
         decided_by=decided_by,
+        reviewers=list(reviewers),
+        reason=reason,
     )
     (saved,), entries, _ = decisions_create_bulk(
         decisions=[decision], predictions_by_id={prediction.pk: prediction}, actor=decided_by, reason=reason

@@ -16,9 +16,8 @@ from audits.ledger import ledger_append
 from hitl_platform.history import historise
 from reviews.choices import CLAIMABLE_TASK_STATUSES, Route, TaskStatus
 from reviews.exceptions import ReviewWorkflowError
-from reviews.models import Prediction, ReviewTask, RoutingPolicy
-
-DEFAULT_SLA_HOURS = RoutingPolicy().sla_hours
+from reviews.models import Prediction, ReviewTask
+from reviews.selectors.policies import routing_policy_effective
 
 
 @transaction.atomic
@@ -56,14 +55,14 @@ def gold_case_create(*, source: Prediction, gold_label: str, actor, reason: str)
     )
     historise(gold, actor=actor, reason=f"Gold case copied from prediction {source.pk}: {reason}")
     gold.save()
-    sla_hours = RoutingPolicy.objects.filter(model=model).values_list("sla_hours", flat=True).first()
+    sla_hours = routing_policy_effective(model.pk).sla_hours
     task = ReviewTask(
         prediction=gold,
         model=model,
         status=TaskStatus.OPEN,
         reviews_required=1,
         priority=source.priority,
-        due_at=now + timedelta(hours=sla_hours or DEFAULT_SLA_HOURS),
+        due_at=now + timedelta(hours=sla_hours),
         created_at=now,
     )
     historise(task, actor=actor, reason=gold._change_reason)

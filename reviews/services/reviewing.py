@@ -19,18 +19,20 @@ from django.db import transaction
 from django.utils import timezone
 
 from audits.ledger import LedgerEntry, ledger_append_many
+from hitl_platform.history import historise
 from reviews.choices import CLAIMABLE_TASK_STATUSES, AssignmentStatus, ConsensusRule, DecisionSource, TaskStatus
 from reviews.consensus import Vote, resolve_consensus
 from reviews.exceptions import ReviewWorkflowError
-from reviews.models import Assignment, Decision, Review, ReviewTask, RoutingPolicy
+from reviews.models import Assignment, Decision, Review, ReviewTask
+from reviews.selectors.policies import routing_policy_effective
 from reviews.selectors.queue import OPEN_ASSIGNMENT_STATUSES
 from reviews.selectors.reviewer_stats import reviewer_reliabilities
-from reviews.services.decisions import decision_record
+from reviews.services.assignments import review_slot_take
+from reviews.services.decisions import decision_record, reviewers_named
 
 logger = logging.getLogger(__name__)
 
 MAX_TIME_SPENT_SECONDS = 24 * 60 * 60
-DEFAULT_POLICY = RoutingPolicy()
 # Personal data stays in the database row; the locked task needs none of it to record a decision.
 _PREDICTION_PERSONAL_DATA = (
     "prediction__features",
@@ -152,11 +154,7 @@ def review_submit(*, assignment_id: int, reviewer, label: str, rationale: str, t
             raise ReviewWorkflowError(_lost_slot_message(assignment, task))
         late = True
         if not is_gold:
-            task.slots_taken += 1
-            task.status = TaskStatus.IN_REVIEW
-            task._history_user = reviewer
-            task._change_reason = "Review slot taken again by a late submit"
-            task.save(update_fields=["slots_taken", "status"])
+            review_slot_take(task, actor=reviewer, reason="Review slot taken again by a late submit")
 
     review = Review(
         task=task,
@@ -167,13 +165,11 @@ def review_submit(*, assignment_id: int, reviewer, label: str, rationale: str, t
         time_spent_seconds=_clean_seconds(time_spent_seconds),
         created_at=now,
     )
-    review._history_user = reviewer
-    review._change_reason = "Review submitted after the lease ran out" if late else "Review submitted"
+    historise(review, actor=reviewer, reason="Review submitted after the lease ran out" if late else "Review submitted")
     review.save()
     assignment.status = AssignmentStatus.SUBMITTED
     assignment.finished_at = now
-    assignment._history_user = reviewer
-    assignment._change_reason = "Review submitted"
+    historise(assignment, actor=reviewer, reason="Review submitted")
     assignment.save(update_fields=["status", "finished_at"])
 
     entries = [_review_entry(review, event_type="review.submitted", extra={"late": late})]
@@ -187,6 +183,19 @@ def review_submit(*, assignment_id: int, reviewer, label: str, rationale: str, t
     return SubmitResult(review=review, created=True, late=late, decision=decision, escalated=escalated)
 
 
+def _share(value: float) -> str:
+    """Two decimals, unless they would round a share that is not certain to 1.00 (or 0.00)."""
+    shown = f"{value:.2f}"
+    return f"{value:.3g}" if shown in ("1.00", "0.00") and value not in (0.0, 1.0) else shown
+
+
+def _tally_in_words(outcome) -> str:
+    """The votes behind an outcome: the weighted rule's own explanation, else the count per label."""
+    if outcome.explanation:
+        return outcome.explanation
+    return ", ".join(f"{weight:g} {label}" for label, weight in outcome.tally.items())
+
+
 def _resolve(
     *, task: ReviewTask, votes: list[tuple[int, str]], entries: list[LedgerEntry], actor, now
 ) -> tuple[Decision | None, bool]:
@@ -195,8 +204,7 @@ def _resolve(
     Appends the caller's ledger entries (and the escalation's) so the ledger stays the last write. The task's
     history names the reviewer whose review completed the case; the decision itself is the rule's (no person).
     """
-    task._history_user = actor
-    policy = getattr(task.model, "routing_policy", None) or DEFAULT_POLICY
+    policy = routing_policy_effective(task.model_id)
     reliabilities = class_prior = None
     if policy.consensus_rule == ConsensusRule.WEIGHTED:
         estimate = reviewer_reliabilities(model_id=task.model_id)
@@ -209,15 +217,17 @@ def _resolve(
         class_prior=class_prior,
         labels=task.model.labels,
     )
-    tally = ", ".join(f"{weight:g} {label}" for label, weight in outcome.tally.items())
+    reviewers = reviewers_named([reviewer_id for reviewer_id, _ in votes])
+    tally = _tally_in_words(outcome)
     if outcome.decided and not task.needs_adjudication:
         task.status = TaskStatus.DECIDED
         task.decided_at = now
+        names = ", ".join(reviewer["username"] for reviewer in reviewers)
         reason = (
-            f"Consensus ({policy.get_consensus_rule_display().lower()}) of {len(votes)} reviews: "
-            f"{outcome.label}, agreement {outcome.agreement:.2f} ({tally})"
+            f"Consensus ({policy.get_consensus_rule_display().lower()}) of {len(votes)} reviews by {names}: "
+            f"{outcome.label}, agreement {_share(outcome.agreement)} ({tally})"
         )
-        task._change_reason = reason
+        historise(task, actor=actor, reason=reason)
         task.save(update_fields=["status", "decided_at"])
         ledger_append_many(entries)
         decision = decision_record(
@@ -227,6 +237,7 @@ def _resolve(
             agreement=outcome.agreement,
             decided_by=None,
             reason=reason,
+            reviewers=reviewers,
         )
         logger.info("task %s decided by consensus: %s", task.pk, outcome.label)
         return decision, False
@@ -243,7 +254,7 @@ def _resolve(
         reason = f"{reason}. At intake: {task.escalation_reason}"
     task.status = TaskStatus.ESCALATED
     task.escalation_reason = reason
-    task._change_reason = reason
+    historise(task, actor=actor, reason=reason)
     task.save(update_fields=["status", "escalation_reason"])
     entries.append(
         LedgerEntry(
@@ -296,8 +307,7 @@ def review_correct(
         corrects=original,
         correction_reason=reason,
     )
-    correction._history_user = reviewer
-    correction._change_reason = f"Correction of review {original.pk}: {reason}"
+    historise(correction, actor=reviewer, reason=f"Correction of review {original.pk}: {reason}")
     correction.save()
     ledger_append_many(
         [
@@ -339,13 +349,11 @@ def task_adjudicate(*, task_id: int, adjudicator, label: str, reason: str, time_
         is_adjudication=True,
         created_at=now,
     )
-    review._history_user = adjudicator
-    review._change_reason = "Adjudication"
+    historise(review, actor=adjudicator, reason="Adjudication")
     review.save()
     task.status = TaskStatus.DECIDED
     task.decided_at = now
-    task._history_user = adjudicator
-    task._change_reason = f"Adjudicated: {reason}"
+    historise(task, actor=adjudicator, reason=f"Adjudicated: {reason}")
     task.save(update_fields=["status", "decided_at"])
     agreement = sum(vote == label for _, vote in votes) / len(votes) if votes else None
     ledger_append_many([_review_entry(review, event_type="review.submitted")])
@@ -355,7 +363,8 @@ def task_adjudicate(*, task_id: int, adjudicator, label: str, reason: str, time_
         source=DecisionSource.ADJUDICATION,
         agreement=agreement,
         decided_by=adjudicator,
-        reason=f"Adjudicated: {reason}",
+        reason=f"Adjudicated by {adjudicator.get_username()}: {reason}",
+        reviewers=reviewers_named([reviewer_id for reviewer_id, _ in votes]),
     )
     logger.info("task %s adjudicated by %s: %s", task.pk, adjudicator.pk, label)
     return decision

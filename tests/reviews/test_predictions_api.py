@@ -95,6 +95,11 @@ def test_the_decisions_feed_pages_oldest_first_by_cursor_without_counting(api, m
         "source": "auto",
         "agreement": None,
         "decided_at": first["results"][0]["decided_at"],
+        "decided_by": None,
+        "reviewers": [],
+        "reason": "",
+        "policy_history_id": None,
+        "policy_sha256": "",
     }
 
 

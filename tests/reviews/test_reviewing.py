@@ -10,10 +10,11 @@ from django.utils import timezone
 from audits.ledger import ledger_verify
 from audits.models import DecisionEvent
 from hitl_platform.roles import Role
+from hitl_platform.services import user_assign_roles
 from models_registry.choices import Stage
 from reviews.choices import AssignmentStatus, ConsensusRule, DecisionSource, TaskStatus
 from reviews.exceptions import ReviewWorkflowError
-from reviews.models import Assignment, Decision, Review, ReviewTask
+from reviews.models import Assignment, Decision, Review, ReviewTask, Webhook, WebhookDelivery
 from reviews.services.assignments import assignment_claim_next, assignments_expire_leases
 from reviews.services.reviewing import review_correct, review_submit, task_adjudicate
 from tests.factories import UserFactory
@@ -174,9 +175,39 @@ class TestConsensus:
         task.refresh_from_db()
         assert task.status == TaskStatus.DECIDED and task.decided_at is not None
         reason = decision.history.get().history_change_reason
-        assert reason.startswith("Consensus (majority (ties escalate)) of 3 reviews: deny, agreement 0.67")
+        names = ", ".join(person.username for person in (first, second, third))
+        assert reason.startswith(f"Consensus (majority (ties escalate)) of 3 reviews by {names}: deny, agreement 0.67")
+        assert decision.reason == reason
         assert [e["label"] for e in events("decision.made")] == ["deny"]
         assert ledger_verify().intact
+
+    def test_a_consensus_decision_names_the_reviewers_who_formed_it_everywhere(self, version, api_client_for):
+        """Who decided? Not "-": the record, the ledger, the webhook and the API name the reviewers."""
+        make_policy(version, consensus_rule=ConsensusRule.MAJORITY, min_agreement=0.5)
+        Webhook.objects.create(
+            owner=version.model.owner, url="https://example.org/h", events=["decision.final"], secret="s"
+        )
+        task = ReviewTaskFactory(prediction__version=version, reviews_required=2)
+        first, second = reviewers(2)
+        submit(task, first, "deny")
+        decision = submit(task, second, "deny").decision
+
+        named = [{"id": first.pk, "username": first.username}, {"id": second.pk, "username": second.username}]
+        assert decision.reviewers == named
+        assert events("decision.made")[0]["reviewer_ids"] == [first.pk, second.pk]
+        payload = WebhookDelivery.objects.get().payload["decision"]
+        assert (payload["reviewers"], payload["decided_by"]) == ([first.username, second.username], None)
+        assert payload["reason"] == decision.reason
+        owner = version.model.owner
+        user_assign_roles(user=owner, roles=[Role.ML_ENGINEER])
+        row = api_client_for(owner).get("/api/v1/decisions/").json()["results"][0]
+        assert (row["source"], row["reviewers"], row["decided_by"]) == (
+            "consensus",
+            [first.username, second.username],
+            None,
+        )
+        assert row["reason"].startswith("Consensus (majority")
+        assert row["policy_history_id"] == task.prediction.policy_history_id
 
     def test_a_majority_tie_escalates_with_the_reason_and_no_decision(self, version):
         make_policy(version, consensus_rule=ConsensusRule.MAJORITY)
