@@ -30,6 +30,13 @@ class LedgerCheckStatus(models.TextChoices):
     FAILED = "failed", "Failed to run"
 
 
+class LedgerCheckOrigin(models.TextChoices):
+    CONSOLE = "console", "Console"
+    SCHEDULE = "schedule", "Schedule"
+    COMMAND = "command", "manage.py verify_ledger"
+    ANCHOR = "anchor", "Anchor task"
+
+
 # The governed event types the apps append (issue 5 and the services that exist), for a fixed-choice filter: listing
 # the types present would be a DISTINCT scan of the whole ledger. A type missing here is still stored and verified,
 # only not offered as a filter choice.
@@ -55,3 +62,29 @@ LEDGER_EVENT_TYPES = (
     "retraining.finished",
     "retention.purged",
 )
+
+
+class AuditPopulation(models.TextChoices):
+    MODEL = "model", "The model's labels"
+    DECISIONS = "decisions", "The final decisions"
+    REVIEWERS = "reviewers", "The reviewers' labels"
+    AMPLIFICATION = "amplification", "What human review changed"
+
+
+class AuditStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class AuditTrigger(models.TextChoices):
+    MANUAL = "manual", "On demand"
+    SCHEDULE = "schedule", "On schedule"
+    PROMOTION = "promotion", "Production requested for a version"
+
+
+class AuditVerdict(models.TextChoices):
+    PASSED = "passed", "Passed"
+    FAILED = "failed", "Failed"
+    INCONCLUSIVE = "inconclusive", "Inconclusive"

@@ -4,15 +4,23 @@ Imports no other app of ours: every app calls it to record a governed event in t
 change itself. Appends are serialised (a PostgreSQL transaction-level advisory lock; SQLite's writer lock) so
 the chain never forks. The lock is held until the caller's transaction commits, so call the ledger as the
 last write of a transaction.
+
+Each event also carries a seal, HMAC-SHA256 of its hash under ``LEDGER_ANCHOR_KEY``: someone with database
+access but without the deployment's key can recompute hashes, but cannot seal a forged or rewritten event.
+Verification compares the chain with heads recorded earlier (``LedgerHead``), so a chain cut short or rewritten
+from some point on, seals and all, no longer holds a head it once had. See docs/ledger.md.
 """
 
 import hashlib
+import hmac
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.signing import Signer
 from django.db import connection, transaction
 from django.db.models import OuterRef, QuerySet, Subquery, Value
@@ -40,6 +48,29 @@ def canonical_json(value: Any) -> str:
 
 def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def ledger_key() -> bytes:
+    """The deployment's ledger key (``LEDGER_ANCHOR_KEY``): it seals events and signs anchors and heads."""
+    key = settings.LEDGER_ANCHOR_KEY
+    if not key:
+        raise ImproperlyConfigured("LEDGER_ANCHOR_KEY is empty: the decision ledger cannot seal events.")
+    return key.encode("utf-8")
+
+
+def event_seal(digest: str, *, key: bytes | None = None) -> str:
+    """HMAC-SHA256 of an event's hash under the ledger key: what a forger without the key cannot produce."""
+    # hmac.digest is the one-shot C implementation: a fraction of hmac.new's cost, once per event on intake.
+    return hmac.digest(key or ledger_key(), digest.encode("ascii"), "sha256").hex()
+
+
+def ledger_mac(text: str) -> str:
+    """HMAC-SHA256 of ``text`` under the ledger key: the signature of anchors and recorded heads."""
+    return hmac.digest(ledger_key(), text.encode("utf-8"), "sha256").hex()
+
+
+def ledger_mac_valid(text: str, mac: str) -> bool:
+    return hmac.compare_digest(ledger_mac(text), str(mac))
 
 
 @dataclass(frozen=True)
@@ -95,6 +126,7 @@ _EVENT_COLUMNS = (
     "created_at",
     "previous_hash",
     "hash",
+    "seal",
 )
 
 
@@ -106,6 +138,7 @@ def ledger_append_many(entries: Sequence[LedgerEntry], *, returning: bool = True
     """
     if not entries:
         return []
+    key = ledger_key()
     with transaction.atomic():
         previous_hash = _lock_head_and_read_hash()
         now = timezone.now()
@@ -135,6 +168,7 @@ def ledger_append_many(entries: Sequence[LedgerEntry], *, returning: bool = True
                     now,
                     previous_hash,
                     digest,
+                    event_seal(digest, key=key),
                 )
             )
             previous_hash = digest
@@ -170,8 +204,23 @@ def ledger_append(
 
 
 @dataclass(frozen=True)
+class LedgerHead:
+    """A head recorded earlier (by a verification, an anchor or an export): the chain's length then, its last
+    event's id and hash. The chain only grows, so every later chain holds that hash at that position."""
+
+    event_count: int
+    last_event_id: int | None
+    head_hash: str
+    label: str = ""
+
+
+@dataclass(frozen=True)
 class LedgerVerification:
-    """The result of recomputing the chain: intact, or the first broken link with what was expected."""
+    """The result of recomputing the chain: intact, or the first broken link with what was expected.
+
+    ``checked`` counts the events this run verified; ``event_count`` is the position of the last verified
+    event in the whole chain (the two differ when the run started from an anchored head).
+    """
 
     checked: int
     head_hash: str
@@ -180,37 +229,80 @@ class LedgerVerification:
     found_hash: str = ""
     problem: str = ""
     last_event_id: int | None = None
+    event_count: int | None = None
+    heads_compared: int = 0
+    failed_head: LedgerHead | None = None
+
+    def __post_init__(self) -> None:
+        if self.event_count is None:
+            object.__setattr__(self, "event_count", self.checked)
 
     @property
     def intact(self) -> bool:
-        return self.broken_event_id is None
+        return not self.problem
+
+    @property
+    def head(self) -> LedgerHead:
+        return LedgerHead(event_count=self.event_count, last_event_id=self.last_event_id, head_hash=self.head_hash)
 
 
-def _stream_events(batch_size: int) -> Iterator[tuple]:
-    yield from DecisionEvent.objects.order_by("id").values_list(*_EVENT_COLUMNS).iterator(chunk_size=batch_size)
+LINK_PROBLEM = (
+    "previous_hash does not match the hash of the event before it (an event was removed, inserted or reordered)"
+)
+CONTENT_PROBLEM = "the event's content does not match its hash (the event was altered)"
+SEAL_PROBLEM = (
+    "forged or re-sealed: the event's seal is not this deployment's HMAC of its hash "
+    "(an event written without the ledger key, or a key other than this deployment's)"
+)
 
 
-def ledger_verify(*, batch_size: int = 5000) -> LedgerVerification:
-    """Recompute every link in id order, streaming rows; report the first one that does not hold."""
-    expected_previous = GENESIS_HASH
-    checked = 0
+def _stream_events(batch_size: int, *, after_id: int | None = None) -> Iterator[tuple]:
+    events = DecisionEvent.objects.order_by("id")
+    if after_id is not None:
+        events = events.filter(id__gt=after_id)
+    yield from events.values_list(*_EVENT_COLUMNS).iterator(chunk_size=batch_size)
+
+
+def _walk(
+    rows: Iterable[tuple], *, expected_previous: str, position: int, heads: Sequence[LedgerHead] = ()
+) -> LedgerVerification:
+    """Verify rows in chain order from ``position`` (events before them), comparing each recorded head on the way.
+
+    ``heads`` are sorted by event count; a head is compared when the walk reaches its position, and a head the
+    walk never reaches means the chain lost events from its end.
+    """
+    key = ledger_key()
+    start = position
     last_event_id = None
-    for row in _stream_events(batch_size):
-        event_id, event_type, actor_id, actor_label, object_type, object_id, payload, created_at, prev, found = row
+    pending = iter(heads)
+    head = next(pending, None)
+    compared = 0
+    while head is not None and head.event_count <= position:
+        # Heads of an empty chain (or, for a walk from an anchor, at or before it) hold by construction here.
+        compared += 1
+        head = next(pending, None)
+
+    def broken(event_id: int | None, expected: str, found: str, problem: str, failed: LedgerHead | None = None):
+        return LedgerVerification(
+            checked=position - start,
+            head_hash=expected_previous,
+            broken_event_id=event_id,
+            expected_hash=expected,
+            found_hash=found,
+            problem=problem,
+            last_event_id=last_event_id,
+            event_count=position,
+            heads_compared=compared,
+            failed_head=failed,
+        )
+
+    for row in rows:
+        event_id, kind, actor_id, actor_label, object_type, object_id, payload, created_at, prev, found, seal = row
         if prev != expected_previous:
-            return LedgerVerification(
-                checked=checked,
-                head_hash=expected_previous,
-                broken_event_id=event_id,
-                expected_hash=expected_previous,
-                found_hash=prev,
-                last_event_id=last_event_id,
-                problem="previous_hash does not match the hash of the event before it "
-                "(an event was removed, inserted or reordered)",
-            )
+            return broken(event_id, expected_previous, prev, LINK_PROBLEM)
         recomputed = event_hash(
             previous_hash=prev,
-            event_type=event_type,
+            event_type=kind,
             actor_id=actor_id,
             actor_label=actor_label,
             object_type=object_type,
@@ -219,19 +311,106 @@ def ledger_verify(*, batch_size: int = 5000) -> LedgerVerification:
             created_at=created_at,
         )
         if recomputed != found:
-            return LedgerVerification(
-                checked=checked,
-                head_hash=expected_previous,
-                broken_event_id=event_id,
-                expected_hash=recomputed,
-                found_hash=found,
-                last_event_id=last_event_id,
-                problem="the event's content does not match its hash (the event was altered)",
-            )
+            return broken(event_id, recomputed, found, CONTENT_PROBLEM)
+        if not hmac.compare_digest(event_seal(found, key=key), seal):
+            return broken(event_id, found, found, SEAL_PROBLEM)
+        while head is not None and head.event_count == position + 1:
+            if head.last_event_id != event_id or head.head_hash != found:
+                return broken(
+                    event_id,
+                    head.head_hash,
+                    found,
+                    f"{head.label or 'a recorded head'} recorded event {head.event_count} of the chain as "
+                    f"#{head.last_event_id} with hash {head.head_hash}; it is now #{event_id} with hash {found} "
+                    "(events up to it were removed, inserted or rewritten since)",
+                    head,
+                )
+            compared += 1
+            head = next(pending, None)
         expected_previous = found
         last_event_id = event_id
-        checked += 1
-    return LedgerVerification(checked=checked, head_hash=expected_previous, last_event_id=last_event_id)
+        position += 1
+    if head is not None:
+        return broken(
+            head.last_event_id,
+            head.head_hash,
+            "",
+            f"{head.label or 'a recorded head'} recorded {head.event_count} events ending at "
+            f"#{head.last_event_id}; the chain now has {position} (events were removed from its end)",
+            head,
+        )
+    return LedgerVerification(
+        checked=position - start,
+        head_hash=expected_previous,
+        last_event_id=last_event_id,
+        event_count=position,
+        heads_compared=compared,
+    )
+
+
+def ledger_verify(*, batch_size: int = 5000, heads: Iterable[LedgerHead] = ()) -> LedgerVerification:
+    """Recompute every link and seal in id order, streaming rows; report the first one that does not hold.
+
+    Every head in ``heads`` (recorded by earlier verifications or anchors) must still be in the chain at its
+    position with its hash: a chain cut short, or rewritten from some point on, fails at that head.
+    """
+    ordered = sorted(heads, key=lambda head: head.event_count)
+    return _walk(_stream_events(batch_size), expected_previous=GENESIS_HASH, position=0, heads=ordered)
+
+
+def ledger_head_signature(head: LedgerHead) -> str:
+    """The signature a verification records with its head, so a head inserted or edited in the database shows."""
+    return ledger_mac(
+        canonical_json(
+            {"event_count": head.event_count, "last_event_id": head.last_event_id, "head_hash": head.head_hash}
+        )
+    )
+
+
+def ledger_head_problem(head: LedgerHead) -> str:
+    """Why ``head`` no longer holds (empty when it does): its event, hash, seal and position, in three queries."""
+    if head.event_count == 0:
+        return ""
+    row = DecisionEvent.objects.filter(pk=head.last_event_id).values_list("hash", "seal").first()
+    label = head.label or "the recorded head"
+    if row is None:
+        return f"{label} ends at event #{head.last_event_id}, which is no longer in the chain (events were removed)"
+    found, seal = row
+    if found != head.head_hash:
+        return f"{label} recorded hash {head.head_hash} for event #{head.last_event_id}; it now has {found}"
+    if not hmac.compare_digest(event_seal(found), seal):
+        return f"event #{head.last_event_id}: {SEAL_PROBLEM}"
+    position = DecisionEvent.objects.filter(id__lte=head.last_event_id).count()
+    if position != head.event_count:
+        return (
+            f"{label} recorded event #{head.last_event_id} as event {head.event_count} of the chain; it is now "
+            f"event {position} (events before it were removed or inserted)"
+        )
+    return ""
+
+
+def ledger_verify_since(*, head: LedgerHead, batch_size: int = 5000) -> LedgerVerification:
+    """Verify only the events after an anchored head, once the head itself still holds.
+
+    What the anchor task runs every minute: it never rehashes the events the head already covers. A change
+    before the head that keeps its hash, seal and position (which needs the key) is left to full verifications.
+    """
+    problem = ledger_head_problem(head)
+    if problem:
+        return LedgerVerification(
+            checked=0,
+            head_hash=head.head_hash,
+            broken_event_id=head.last_event_id,
+            expected_hash=head.head_hash,
+            problem=problem,
+            event_count=head.event_count,
+            failed_head=head,
+        )
+    return _walk(
+        _stream_events(batch_size, after_id=head.last_event_id),
+        expected_previous=head.head_hash if head.event_count else GENESIS_HASH,
+        position=head.event_count,
+    )
 
 
 def ledger_with_prior_hash(queryset: QuerySet[DecisionEvent]) -> QuerySet[DecisionEvent]:
@@ -246,11 +425,12 @@ def ledger_with_prior_hash(queryset: QuerySet[DecisionEvent]) -> QuerySet[Decisi
 
 @dataclass(frozen=True)
 class EventCheck:
-    """One event verified on its own: its content against its hash, and its link to the event before it."""
+    """One event verified on its own: its content against its hash, its seal, and its link to the event before."""
 
     event: DecisionEvent
     recomputed_hash: str
     prior_hash: str
+    expected_seal: str
 
     @property
     def content_intact(self) -> bool:
@@ -261,12 +441,17 @@ class EventCheck:
         return self.prior_hash == self.event.previous_hash
 
     @property
+    def seal_intact(self) -> bool:
+        return hmac.compare_digest(self.expected_seal, self.event.seal)
+
+    @property
     def intact(self) -> bool:
-        return self.content_intact and self.link_intact
+        return self.content_intact and self.link_intact and self.seal_intact
 
 
 def ledger_check_events(events: Iterable[DecisionEvent]) -> list[EventCheck]:
-    """Verify events annotated by ``ledger_with_prior_hash``: recompute each hash, compare each link."""
+    """Verify events annotated by ``ledger_with_prior_hash``: recompute each hash and seal, compare each link."""
+    key = ledger_key()
     return [
         EventCheck(
             event=event,
@@ -281,6 +466,7 @@ def ledger_check_events(events: Iterable[DecisionEvent]) -> list[EventCheck]:
                 created_at=event.created_at,
             ),
             prior_hash=event.prior_hash,
+            expected_seal=event_seal(event.hash, key=key),
         )
         for event in events
     ]

@@ -4,14 +4,15 @@ from django.db.models import Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
-from audits.choices import ExportFormat, ExportKind, JobStatus, LedgerCheckStatus
+from audits.choices import ExportFormat, ExportKind, JobStatus, LedgerCheckOrigin, LedgerCheckStatus
 
 
 class DecisionEvent(models.Model):
     """One governed event in the append-only, SHA-256-chained decision ledger.
 
     Rows are written only by ``audits.ledger``. Each row's hash covers its own content and the previous row's
-    hash, so altering, removing, inserting or reordering any row breaks the chain from that point on.
+    hash, so altering, removing, inserting or reordering any row breaks the chain from that point on; its seal
+    (HMAC-SHA256 of the hash under ``LEDGER_ANCHOR_KEY``) makes an event written without the key detectable.
     The payload holds ids, labels, versions, reasons and input hashes, never raw personal data.
     On PostgreSQL a trigger (migration 0002) refuses UPDATE and DELETE on this table.
     """
@@ -25,6 +26,7 @@ class DecisionEvent(models.Model):
     created_at = models.DateTimeField()
     previous_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
+    seal = models.CharField(max_length=64, help_text="HMAC-SHA256 of the hash under the deployment's ledger key.")
 
     class Meta:
         ordering = ["id"]
@@ -44,11 +46,14 @@ class DecisionEvent(models.Model):
 class LedgerCheck(models.Model):
     """One run of the full-chain verification: who asked, when, and the head hash or the first broken link.
 
-    Kept as a log, so an auditor sees that the chain was verified regularly, and the head hash of an intact
-    run can be exported and held outside the database as an anchor.
+    Kept as a log, so an auditor sees that the chain was verified regularly. An intact run records its head
+    (event count, last event id, head hash) with a signature under the ledger key; every later run must find
+    each recorded head still in the chain, so a chain cut short or rewritten never becomes a new head. A run
+    also reconciles the governed rows against their latest ledger events and keeps the mismatches it found.
     """
 
     status = models.CharField(max_length=20, choices=LedgerCheckStatus.choices, default=LedgerCheckStatus.QUEUED)
+    origin = models.CharField(max_length=20, choices=LedgerCheckOrigin.choices, default=LedgerCheckOrigin.CONSOLE)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -67,6 +72,16 @@ class LedgerCheck(models.Model):
     expected_hash = models.CharField(max_length=64, blank=True)
     found_hash = models.CharField(max_length=64, blank=True)
     problem = models.TextField(blank=True)
+    head_signature = models.CharField(
+        max_length=64, blank=True, help_text="HMAC-SHA256 of the recorded head under the ledger key (intact runs)."
+    )
+    heads_compared = models.PositiveIntegerField(default=0, help_text="Earlier recorded heads still in the chain.")
+    rows_reconciled = models.PositiveBigIntegerField(default=0, help_text="Governed rows compared with the ledger.")
+    mismatch_count = models.PositiveBigIntegerField(default=0)
+    mismatches = models.JSONField(
+        default=list, blank=True, help_text="The first mismatches: table, id, field, ledger value, row value."
+    )
+    unrecorded = models.JSONField(default=dict, blank=True, help_text="Governed rows no ledger event names, by table.")
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -2,10 +2,11 @@
 
 from celery import shared_task
 
+from audits.choices import LedgerCheckOrigin
 from audits.models import Export, LedgerCheck
 from audits.services.dashboard import dashboard_refresh_recent
 from audits.services.exports import export_run
-from audits.services.ledger_checks import ledger_check_request, ledger_check_run
+from audits.services.ledger_checks import ledger_anchor_run, ledger_check_request, ledger_check_run
 from audits.services.retention import retention_purge
 
 
@@ -26,7 +27,14 @@ def ledger_check_task(check_id: int) -> None:
 @shared_task(name="audits.ledger_check_scheduled")
 def ledger_check_scheduled_task() -> None:
     """The nightly verification: queued like a manual one, with no requester."""
-    ledger_check_request(actor=None)
+    ledger_check_request(actor=None, origin=LedgerCheckOrigin.SCHEDULE)
+
+
+@shared_task(name="audits.ledger_anchor")
+def ledger_anchor_task() -> int | None:
+    """Every minute: verify the events since the newest anchor and anchor the new head; the anchored count."""
+    run = ledger_anchor_run()
+    return run.anchor.event_count if run.anchor is not None else None
 
 
 @shared_task(name="audits.retention_purge")

@@ -28,9 +28,14 @@ from audits.selectors.dashboard import (
     dashboard_last_refresh,
 )
 from audits.selectors.exports import exports_visible_to
-from audits.selectors.ledger import ledger_check_latest_intact, ledger_checks_recent, ledger_head_document
+from audits.selectors.ledger import (
+    ledger_check_latest_reconciliation,
+    ledger_checks_recent,
+    ledger_head_document,
+    ledger_head_offered,
+)
 from audits.services.exports import export_request
-from audits.services.ledger_checks import ledger_check_request
+from audits.services.ledger_checks import ledger_check_mismatches, ledger_check_request
 from audits.tasks import dashboard_refresh_task
 from reviews.forms import AppealForm
 from reviews.models import Decision
@@ -137,30 +142,37 @@ def decision_appeal(request: HttpRequest, decision_id: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def ledger_page(request: HttpRequest) -> HttpResponse:
-    """The chain's verification runs and head hash; POST queues a new full verification."""
+    """The chain's verification runs, the head offered as an anchor, and the rows that differ from the ledger;
+    POST queues a new full verification."""
     _require(request, "audits.verify_ledger")
     if request.method == "POST":
         check = ledger_check_request(actor=request.user)
         messages.info(request, f"Verification {check.pk} queued: the whole chain is recomputed.")
         return redirect("admin:ledger")
     checks = ledger_checks_recent()
+    reconciliation = ledger_check_latest_reconciliation()
     context = _context(
         request,
         "Decision ledger",
         checks=checks,
         latest=checks[0] if checks else None,
-        latest_intact=ledger_check_latest_intact(),
+        latest_intact=ledger_head_offered(),
+        reconciliation=reconciliation,
+        mismatches=ledger_check_mismatches(reconciliation) if reconciliation is not None else [],
         running=any(check.status in ("queued", "running") for check in checks),
     )
     return TemplateResponse(request, "admin/audits/ledger.html", context)
 
 
 def ledger_head_download(request: HttpRequest) -> HttpResponse:
-    """The latest intact verification's head hash, signed and timestamped, as a JSON file to keep elsewhere."""
+    """The latest intact verification's head hash, signed and timestamped, as a JSON file to keep elsewhere.
+
+    Never a head that contradicts an earlier one: none at all once a later verification found the chain broken.
+    """
     _require(request, "audits.verify_ledger")
-    check = ledger_check_latest_intact()
+    check = ledger_head_offered()
     if check is None:
-        raise Http404("No intact verification yet: verify the ledger first.")
+        raise Http404("No head to offer: verify the ledger first (or resolve the broken verification).")
     document = ledger_head_document(check=check, exported_by=request.user)
     response = HttpResponse(json.dumps(document, indent=2), content_type="application/json")
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")

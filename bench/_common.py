@@ -55,6 +55,8 @@ def production_environment(url: str, **extra: str) -> dict[str, str]:
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "hitl_platform.settings.production",
         "SECRET_KEY": secrets.token_urlsafe(50),
+        # Production requires the ledger key; a benchmark that verifies in-process shares the environment.
+        "LEDGER_ANCHOR_KEY": os.environ.get("LEDGER_ANCHOR_KEY") or secrets.token_urlsafe(40),
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "DATABASE_URL": url,
         "DATABASE_CONN_MAX_AGE": "600",

@@ -8,6 +8,7 @@ from django.db.models import Q
 
 from audits.ledger import EventCheck, ledger_check_events, ledger_with_prior_hash
 from audits.models import DecisionEvent
+from audits.services.reconciliation import Mismatch, case_rows_reconcile
 from reviews.models import Assignment, Decision, Prediction, Review, ReviewTask, WebhookDelivery
 
 
@@ -36,10 +37,16 @@ class CaseTrail:
     deliveries: list[WebhookDelivery]
     history: list[HistoryChange]
     ledger: list[EventCheck]
+    mismatches: list[Mismatch]
 
     @property
     def ledger_intact(self) -> bool:
         return all(check.intact for check in self.ledger)
+
+    @property
+    def verified(self) -> bool:
+        """Every event holds and the decision and reviews still say what their latest events say."""
+        return self.ledger_intact and not self.mismatches
 
 
 _HISTORY_KINDS = {"+": "created", "~": "changed", "-": "deleted"}
@@ -125,9 +132,11 @@ def case_trail(*, prediction_id: int) -> CaseTrail | None:
         history += _history_changes("decision", _history_rows(Decision, id=decision.pk))
     history.sort(key=lambda change: change.at)
 
-    events = ledger_with_prior_hash(
-        DecisionEvent.objects.filter(_case_ledger_refs(prediction, task, assignments, reviews, decision))
-    ).order_by("id")
+    events = list(
+        ledger_with_prior_hash(
+            DecisionEvent.objects.filter(_case_ledger_refs(prediction, task, assignments, reviews, decision))
+        ).order_by("id")
+    )
     return CaseTrail(
         prediction=prediction,
         task=task,
@@ -137,4 +146,5 @@ def case_trail(*, prediction_id: int) -> CaseTrail | None:
         deliveries=deliveries,
         history=history,
         ledger=ledger_check_events(events),
+        mismatches=case_rows_reconcile(decision=decision, reviews=reviews, events=events),
     )

@@ -1,13 +1,14 @@
 """Reads of the ledger for the console: verification runs, the signed head document, and events by decision."""
 
+import hmac
 from collections import defaultdict
 from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
-from audits.choices import LedgerCheckStatus
-from audits.ledger import ledger_head_sign
+from audits.choices import LedgerCheckOrigin, LedgerCheckStatus
+from audits.ledger import LedgerHead, ledger_head_sign, ledger_head_signature
 from audits.models import DecisionEvent, LedgerCheck
 
 
@@ -17,6 +18,51 @@ def ledger_checks_recent(*, limit: int = 20) -> list[LedgerCheck]:
 
 def ledger_check_latest_intact() -> LedgerCheck | None:
     return LedgerCheck.objects.filter(status=LedgerCheckStatus.INTACT).order_by("-finished_at", "-id").first()
+
+
+def ledger_check_latest_reconciliation() -> LedgerCheck | None:
+    """The newest finished full verification (the anchor task does not reconcile): its mismatches are current."""
+    return (
+        LedgerCheck.objects.filter(status__in=[LedgerCheckStatus.INTACT, LedgerCheckStatus.BROKEN])
+        .exclude(origin=LedgerCheckOrigin.ANCHOR)
+        .order_by("-finished_at", "-id")
+        .first()
+    )
+
+
+def _signed_head(count: int, last_event_id: int | None, head_hash: str, signature: str) -> LedgerHead | None:
+    head = LedgerHead(event_count=count, last_event_id=last_event_id, head_hash=head_hash)
+    return head if hmac.compare_digest(signature, ledger_head_signature(head)) else None
+
+
+def ledger_head_offered() -> LedgerCheck | None:
+    """The head the console offers as an anchor: the newest intact verification's, and only while it holds.
+
+    None when a verification finished since found the chain broken, when the head's signature is not this
+    deployment's (a row written in the database), or when it contradicts an earlier recorded head (fewer
+    events than one, or an earlier head's event no longer has its hash). Four queries.
+    """
+    latest = ledger_check_latest_intact()
+    if latest is None or latest.finished_at is None:
+        return None
+    if LedgerCheck.objects.filter(status=LedgerCheckStatus.BROKEN, finished_at__gte=latest.finished_at).exists():
+        return None
+    offered = _signed_head(latest.checked, latest.last_event_id, latest.head_hash, latest.head_signature)
+    if offered is None:
+        return None
+    earlier = [
+        _signed_head(*row)
+        for row in LedgerCheck.objects.filter(status=LedgerCheckStatus.INTACT, finished_at__lte=latest.finished_at)
+        .exclude(pk=latest.pk)
+        .values_list("checked", "last_event_id", "head_hash", "head_signature")
+    ]
+    heads = [head for head in [offered, *earlier] if head is not None and head.event_count > 0]
+    if any(head.event_count > offered.event_count for head in heads):
+        return None
+    hashes = dict(DecisionEvent.objects.filter(pk__in={head.last_event_id for head in heads}).values_list("id", "hash"))
+    if any(hashes.get(head.last_event_id) != head.head_hash for head in heads):
+        return None
+    return latest
 
 
 def ledger_head_document(*, check: LedgerCheck, exported_by: AbstractBaseUser, now: datetime | None = None) -> dict:

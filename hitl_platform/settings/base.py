@@ -179,6 +179,14 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
 }
 
+# The decision ledger. LEDGER_ANCHOR_KEY seals every event (HMAC-SHA256 of its hash) and signs the head anchors:
+# someone with database access but without this key cannot forge an event or an anchor. Production requires it;
+# local and test settings use a development value. LEDGER_ANCHOR_URL is the append-only JSON Lines file, outside
+# the database, that the anchor task adds a signed head to every LEDGER_ANCHOR_INTERVAL_SECONDS when the chain grew.
+LEDGER_ANCHOR_KEY = env_str("LEDGER_ANCHOR_KEY")
+LEDGER_ANCHOR_URL = env_str("LEDGER_ANCHOR_URL", str(BASE_DIR / "var" / "ledger-anchors.jsonl"))
+LEDGER_ANCHOR_INTERVAL_SECONDS = env_int("LEDGER_ANCHOR_INTERVAL_SECONDS", 60)
+
 # Celery: with no broker configured, tasks run eagerly in-process (the embedded default). Production
 # settings refuse to start without a broker, so work never silently runs inline there.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
@@ -205,6 +213,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "audits-retention-purge": {"task": "audits.retention_purge", "schedule": crontab(hour=2, minute=30)},
     "audits-ledger-check": {"task": "audits.ledger_check_scheduled", "schedule": crontab(hour=3, minute=0)},
+    "audits-ledger-anchor": {"task": "audits.ledger_anchor", "schedule": float(LEDGER_ANCHOR_INTERVAL_SECONDS)},
 }
 
 # Webhooks go only to public addresses unless this is on (a laptop or test receiver on localhost).

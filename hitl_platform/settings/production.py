@@ -4,7 +4,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from hitl_platform.env import env_bool, env_int
 from hitl_platform.settings.base import *  # noqa: F403
-from hitl_platform.settings.base import ALLOWED_HOSTS, CELERY_BROKER_URL, SECRET_KEY
+from hitl_platform.settings.base import ALLOWED_HOSTS, CELERY_BROKER_URL, LEDGER_ANCHOR_KEY, SECRET_KEY
 
 DEBUG = False
 
@@ -14,6 +14,10 @@ if not ALLOWED_HOSTS:
     raise ImproperlyConfigured("ALLOWED_HOSTS must list the host names this service answers to.")
 if not CELERY_BROKER_URL:
     raise ImproperlyConfigured("CELERY_BROKER_URL must be set: production never runs tasks inline.")
+if len(LEDGER_ANCHOR_KEY) < 32 or len(set(LEDGER_ANCHOR_KEY)) < 5:
+    raise ImproperlyConfigured(
+        "LEDGER_ANCHOR_KEY must be set to a random value of at least 32 characters: it seals the decision ledger."
+    )
 
 CELERY_TASK_ALWAYS_EAGER = False
 

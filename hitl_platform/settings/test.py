@@ -6,6 +6,9 @@ from hitl_platform.settings.base import BASE_DIR
 
 DEBUG = False
 SECRET_KEY = env_str("SECRET_KEY", "test-only-not-a-secret")
+LEDGER_ANCHOR_KEY = env_str("LEDGER_ANCHOR_KEY", "test-only-ledger-key-not-a-secret")
+# The audits tests point this at a file of their own (tests/audits/conftest.py).
+LEDGER_ANCHOR_URL = env_str("LEDGER_ANCHOR_URL", str(BASE_DIR / "test-output" / "ledger-anchors.jsonl"))
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MEDIA_ROOT = BASE_DIR / "test-output" / "media"

@@ -1,14 +1,28 @@
-"""Fixtures of the audits tests: a fully reviewed case and a way to tamper with the ledger."""
+"""Fixtures of the audits tests: a fully reviewed case, a way to tamper with the ledger, an anchor file per test."""
 
+import re
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.db import connection
 from django.utils import timezone
 
 from reviews.models import Webhook
+from tests.conftest import TEST_OUTPUT
 from tests.reviews.factories import PredictionFactory, adjudicated_split_case
+
+
+@pytest.fixture(autouse=True)
+def anchor_file(request, settings) -> Path:
+    """Each test's own ledger anchor sink, empty at the start, under test-output/ (kept to read after a failure)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid.split("::", 1)[-1])[:150]
+    path = TEST_OUTPUT / "ledger-anchors" / f"{name}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    settings.LEDGER_ANCHOR_URL = f"file://{path}"
+    return path
 
 
 @contextmanager

@@ -65,6 +65,21 @@ def test_the_case_page_flags_a_ledger_event_altered_after_the_fact(client, compl
     assert "content altered" in html
 
 
+def test_the_case_page_flags_a_ledger_event_re_sealed_without_the_deployment_key(
+    client, compliance_officer, reviewed_case
+):
+    prediction, _, decision = reviewed_case
+    with ledger_tampering():
+        DecisionEvent.objects.filter(object_type="reviews.decision", object_id=str(decision.pk)).update(seal="0" * 64)
+    client.force_login(compliance_officer)
+
+    html = client.get(reverse("admin:case", args=[prediction.pk])).content.decode()
+
+    assert "VERIFICATION FAILED" in html
+    assert "forged or re-sealed" in html
+    assert "content altered" not in html
+
+
 def test_the_case_page_runs_a_fixed_number_of_queries(
     client, compliance_officer, reviewed_case, django_assert_max_num_queries
 ):

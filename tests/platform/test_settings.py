@@ -12,6 +12,7 @@ VALID_PRODUCTION_ENV = {
     "SECRET_KEY": secrets.token_urlsafe(60),
     "ALLOWED_HOSTS": "hitl.example.org",
     "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
+    "LEDGER_ANCHOR_KEY": secrets.token_urlsafe(40),
 }
 
 
@@ -47,6 +48,7 @@ def test_production_starts_with_every_required_setting():
         ("SECRET_KEY", "SECRET_KEY must be set"),
         ("ALLOWED_HOSTS", "ALLOWED_HOSTS must list"),
         ("CELERY_BROKER_URL", "CELERY_BROKER_URL must be set"),
+        ("LEDGER_ANCHOR_KEY", "LEDGER_ANCHOR_KEY must be set"),
     ],
 )
 def test_production_refuses_to_start_without(missing, message):
@@ -90,3 +92,4 @@ def test_every_periodic_job_names_a_task_the_workers_know():
     scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert scheduled <= set(app.tasks), scheduled - set(app.tasks)
     assert {"reviews.tasks.sweep_review_queue", "audits.retention_purge", "audits.ledger_check_scheduled"} <= scheduled
+    assert "audits.ledger_anchor" in scheduled
