@@ -106,7 +106,17 @@ def load(rows: int) -> None:
     started = time.perf_counter()
     raw = connection.connection  # psycopg 3 connection under Django's
     decision_cols = columns(
-        Decision, "id", "prediction", "model", "final_label", "source", "agreement", "decided_at", "decided_by"
+        Decision,
+        "id",
+        "prediction",
+        "model",
+        "final_label",
+        "source",
+        "agreement",
+        "decided_at",
+        "decided_by",
+        "reviewers",
+        "reason",
     )
     event_cols = columns(
         DecisionEvent,
@@ -162,7 +172,7 @@ def load(rows: int) -> None:
             for pk, label, source, agreement, decided_at, decided_by, _ in decisions:
                 if pk in appealed:
                     label, source, agreement, decided_by = flipped(label), "adjudication", None, adjudicator.pk
-                copy.write_row((pk, pk, model.pk, label, source, agreement, decided_at, decided_by))
+                copy.write_row((pk, pk, model.pk, label, source, agreement, decided_at, decided_by, "[]", ""))
         print(f"  predictions and decisions: {rows:,} each in {time.perf_counter() - started:.1f} s", flush=True)
 
         started = time.perf_counter()
