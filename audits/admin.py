@@ -134,3 +134,6 @@ class ExportAdmin(GovernedAdminMixin, SimpleHistoryAdmin):
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         context["auto_refresh"] = obj is not None and obj.status in (JobStatus.QUEUED, JobStatus.RUNNING)
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+
+from audits import admin_bias_audits  # noqa: E402,F401  (registers the bias audit pages)

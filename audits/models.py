@@ -1,10 +1,20 @@
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
-from audits.choices import ExportFormat, ExportKind, JobStatus, LedgerCheckOrigin, LedgerCheckStatus
+from audits.choices import (
+    AuditPopulation,
+    AuditStatus,
+    AuditTrigger,
+    AuditVerdict,
+    ExportFormat,
+    ExportKind,
+    JobStatus,
+    LedgerCheckOrigin,
+    LedgerCheckStatus,
+)
 
 
 class DecisionEvent(models.Model):
@@ -172,3 +182,117 @@ class DashboardDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_id} {self.day}"
+
+
+class AuditPolicy(models.Model):
+    """One model's bias-audit thresholds, promotion-gate freshness and schedule; changes are historised with a reason.
+
+    A model without a policy is audited with the defaults below (the four-fifths rule, an equalized odds
+    difference of at most 0.1, groups of 30 cases or more).
+    """
+
+    model = models.OneToOneField("models_registry.MLModel", on_delete=models.PROTECT, related_name="audit_policy")
+    demographic_parity_ratio_min = models.FloatField(
+        default=0.8, help_text="Lowest selection rate over the highest, per attribute (the four-fifths rule: 0.8)."
+    )
+    equalized_odds_difference_max = models.FloatField(
+        default=0.1, help_text="Largest gap in true or false positive rates between groups."
+    )
+    min_group_size = models.PositiveIntegerField(
+        default=30, help_text="A group with fewer cases is shown but 'too small to judge', never passed or failed."
+    )
+    bootstrap_samples = models.PositiveIntegerField(
+        default=1000, help_text="Resamples for the confidence intervals; 0 computes none."
+    )
+    gate_max_age_days = models.PositiveIntegerField(
+        default=30, help_text="Production needs a passing audit of the version no older than this."
+    )
+    schedule_every_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Audit the model's decisions every N days (django-celery-beat); empty: never."
+    )
+    schedule_population = models.CharField(
+        max_length=20, choices=AuditPopulation.choices, default=AuditPopulation.DECISIONS
+    )
+    schedule_window_days = models.PositiveIntegerField(default=30, help_text="A scheduled audit covers this many days.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = "bias audit policy"
+        verbose_name_plural = "bias audit policies"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(demographic_parity_ratio_min__gte=0, demographic_parity_ratio_min__lte=1),
+                name="audit_policy_parity_ratio_between_0_and_1",
+            ),
+            models.CheckConstraint(
+                condition=Q(equalized_odds_difference_max__gte=0, equalized_odds_difference_max__lte=1),
+                name="audit_policy_odds_difference_between_0_and_1",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Bias audit policy of {self.model}"
+
+
+class BiasAudit(models.Model):
+    """One bias audit: its scope (model, version, period, population, attributes), its run, and its result.
+
+    ``inputs`` holds the exact cells, thresholds and settings it was computed from, so anyone can recompute
+    it (``audits.fairness.audit_recompute``); ``inputs_sha256`` is what the ``audit.finished`` ledger event
+    carries. Status changes are historised; progress and heartbeat ticks are not.
+    """
+
+    model = models.ForeignKey("models_registry.MLModel", on_delete=models.PROTECT, related_name="bias_audits")
+    version = models.ForeignKey(
+        "models_registry.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="bias_audits"
+    )
+    population = models.CharField(max_length=20, choices=AuditPopulation.choices)
+    sensitive_attributes = models.JSONField(help_text="Each audited alone, then their intersection.")
+    since = models.DateTimeField(null=True, blank=True, help_text="Cases received from (inclusive).")
+    until = models.DateTimeField(null=True, blank=True, help_text="Cases received before (exclusive).")
+    trigger = models.CharField(max_length=20, choices=AuditTrigger.choices, default=AuditTrigger.MANUAL)
+    promotion_request = models.ForeignKey(
+        "models_registry.PromotionRequest", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    status = models.CharField(max_length=20, choices=AuditStatus.choices, default=AuditStatus.QUEUED, db_index=True)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="Percent done.")
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Runs started, retries included.")
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life of the running worker.")
+    error = models.TextField(blank=True)
+    verdict = models.CharField(max_length=20, choices=AuditVerdict.choices, blank=True)
+    passed = models.BooleanField(null=True, blank=True)
+    summary = models.JSONField(default=list, blank=True, help_text="The findings in plain language.")
+    result = models.JSONField(null=True, blank=True, help_text="Per-group and between-group figures.")
+    inputs = models.JSONField(null=True, blank=True, help_text="Cells, thresholds and settings: enough to recompute.")
+    inputs_sha256 = models.CharField(max_length=64, blank=True)
+    case_count = models.PositiveBigIntegerField(null=True, blank=True)
+    key_ratio = models.FloatField(
+        null=True, blank=True, help_text="The lowest demographic parity ratio of any attribute: the trend's figure."
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    history = HistoricalRecords(excluded_fields=["progress", "heartbeat_at", "result", "inputs"])
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [("run_biasaudit", "Can audit any model")]
+        indexes = [
+            models.Index(fields=["model", "-created_at"], name="bias_audit_model_newest"),
+            models.Index(fields=["version", "population", "-finished_at"], name="bias_audit_version_finished"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(since__isnull=True) | Q(until__isnull=True) | Q(since__lt=F("until")),
+                name="bias_audit_period_ends_after_it_starts",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Bias audit {self.pk} of {self.model} ({self.status})"

@@ -47,3 +47,29 @@ def retention_purge_task() -> dict:
 def dashboard_refresh_task(days: int = 2) -> int:
     """Rebuild the dashboard's last ``days`` days: 2 every few minutes, the whole window (90) nightly."""
     return dashboard_refresh_recent(days=days)
+
+
+@shared_task(name="audits.bias_audit_run")
+def bias_audit_run_task(audit_id: int) -> str | None:
+    """Run one queued bias audit; its status afterwards (None if another worker had it)."""
+    from audits.services.bias_audits import bias_audit_run
+
+    audit = bias_audit_run(audit_id=audit_id)
+    return audit.status if audit is not None else None
+
+
+@shared_task(name="audits.bias_audit_scheduled")
+def bias_audit_scheduled_task(model_id: int) -> int | None:
+    """A model's periodic audit (its django-celery-beat entry names this task): the new audit's id."""
+    from audits.services.bias_audits import bias_audit_scheduled
+
+    audit = bias_audit_scheduled(model_id=model_id)
+    return audit.pk if audit is not None else None
+
+
+@shared_task(name="audits.bias_audits_requeue_stale")
+def bias_audits_requeue_stale_task() -> list[int]:
+    """Every few minutes: put audits whose worker died back in the queue."""
+    from audits.services.bias_audits import bias_audits_requeue_stale
+
+    return bias_audits_requeue_stale()

@@ -19,6 +19,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from audits.choices import AuditPopulation
+from audits.services.bias_audits import bias_audit_request, bias_audit_run
 from models_registry.choices import ModelTask, RiskTier, Stage
 from models_registry.models import MLModel
 from models_registry.services import (
@@ -130,17 +132,17 @@ def _register_model(cast: DemoCast) -> MLModel:
         artifact=ContentFile(skops_file(trained_credit_pipeline()), name="credit-scoring-v1.skops"),
         reason="Demo: first version.",
     )
-    request = promotion_request_create(
+    staging = promotion_request_create(
         version=version,
         actor=cast.ml_engineer,
-        target_stage=Stage.PRODUCTION,
-        rationale="Validated on the hold-out set; ready for supervised use.",
+        target_stage=Stage.STAGING,
+        rationale="Validated on the hold-out set; ready to score real applications under supervision.",
     )
     promotion_request_decide(
-        promotion_request=request,
+        promotion_request=staging,
         actor=cast.compliance_officer,
         approve=True,
-        reason="Gates passed; model card complete; human review of large loans in place.",
+        reason="Gates passed; staging first, with every case routed and reviewed as in production.",
     )
     routing_policy_update(
         policy=routing_policy_get_or_create_default(model=model),
@@ -166,14 +168,18 @@ def _register_model(cast: DemoCast) -> MLModel:
 
 
 APPLICATIONS_SEED = 7
+# Applications version 1 scores in staging before production: every one goes to review (it is not in production
+# yet), and its labels are what the bias audit that production needs looks at.
+STAGING_CASES = 80
 
 
 def _external_id(number: int) -> str:
     return f"application-{number:05d}"
 
 
-def _ingest_cases(model: MLModel, cast: DemoCast, count: int) -> None:
-    applications = credit_applications(count, seed=APPLICATIONS_SEED)
+def _ingest_cases(model: MLModel, cast: DemoCast, count: int, *, first: int = 1, version: int | None = None) -> None:
+    """Applications numbered from ``first``, scored by ``version`` (default: the production version)."""
+    applications = credit_applications(count, seed=APPLICATIONS_SEED + first - 1)
     items = [
         {
             "external_id": _external_id(number),
@@ -183,10 +189,38 @@ def _ingest_cases(model: MLModel, cast: DemoCast, count: int) -> None:
                 "age": int(row.age),
             },
             "attributes": {"sex": row.sex, "age_band": row.age_band},
+            **({"version": version} if version else {}),
         }
-        for number, row in enumerate(applications.itertuples(index=False), start=1)
+        for number, row in enumerate(applications.itertuples(index=False), start=first)
     ]
     predictions_ingest(model=model, items=items, actor=cast.ml_engineer)
+
+
+def _audit_and_promote_to_production(model: MLModel, cast: DemoCast) -> None:
+    """Version 1 scored the applications in staging: audit its labels for bias, then ask for and approve
+    production, whose gate needs that passing audit."""
+    version = model.versions.get(number=1)
+    audit = bias_audit_request(
+        actor=cast.compliance_officer,
+        model=model,
+        population=AuditPopulation.MODEL,
+        sensitive_attributes=model.sensitive_attributes,
+        version=version,
+    )
+    # Run here if no worker has taken it (the embedded default already ran it when the request committed).
+    bias_audit_run(audit_id=audit.pk)
+    request = promotion_request_create(
+        version=version,
+        actor=cast.ml_engineer,
+        target_stage=Stage.PRODUCTION,
+        rationale="Ran in staging on the first applications; its bias audit passed.",
+    )
+    promotion_request_decide(
+        promotion_request=request,
+        actor=cast.compliance_officer,
+        approve=True,
+        reason="Gates passed, bias audit included; model card complete; human review of large loans in place.",
+    )
 
 
 def _work_some_cases(cast: DemoCast, *, cases: int) -> None:
@@ -232,7 +266,8 @@ def _report_some_outcomes(model: MLModel, cast: DemoCast, *, cases: int, count: 
     applications = credit_applications(cases, seed=APPLICATIONS_SEED)
     repaid = credit_repayment_labels(applications, seed=APPLICATIONS_SEED + 1)
     outcome_of = {_external_id(number): label for number, label in enumerate(repaid, start=1)}
-    for prediction in model.predictions.filter(decision__isnull=False).order_by("id")[:count]:
+    decided = model.predictions.filter(decision__isnull=False, external_id__in=list(outcome_of))
+    for prediction in decided.order_by("id")[:count]:
         prediction_report_outcome(
             prediction=prediction,
             label=str(outcome_of[prediction.external_id]),
@@ -248,7 +283,9 @@ def demo_data_load(cast: DemoCast, *, cases: int = 200) -> DemoSummary:
     if created:
         with transaction.atomic():
             model = _register_model(cast)
-            _ingest_cases(model, cast, cases)
+            _ingest_cases(model, cast, STAGING_CASES, first=cases + 1, version=1)
+        _audit_and_promote_to_production(model, cast)
+        _ingest_cases(model, cast, cases)
         _work_some_cases(cast, cases=6)
         _report_some_outcomes(model, cast, cases=cases, count=40)
     open_statuses = [TaskStatus.OPEN, TaskStatus.IN_REVIEW, TaskStatus.ESCALATED]

@@ -37,6 +37,9 @@ ROLE_PERMISSIONS: dict[Role, tuple[str, ...]] = {
         "reviews.add_webhook",
         "reviews.change_webhook",
         "reviews.delete_webhook",
+        "audits.view_biasaudit",
+        "audits.add_biasaudit",
+        "audits.view_auditpolicy",
     ),
     Role.REVIEWER: ("reviews.review_cases",),
     Role.ADJUDICATOR: ("reviews.review_cases", "reviews.adjudicate_cases"),
@@ -60,6 +63,11 @@ ROLE_PERMISSIONS: dict[Role, tuple[str, ...]] = {
         "audits.verify_ledger",
         "audits.view_export",
         "audits.add_export",
+        "audits.view_biasaudit",
+        "audits.add_biasaudit",
+        "audits.run_biasaudit",
+        "audits.view_auditpolicy",
+        "audits.change_auditpolicy",
     ),
 }
 

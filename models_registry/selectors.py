@@ -13,6 +13,7 @@ Who may see and change a model, decided here once for every app:
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.http import Http404
 
 from models_registry.choices import Stage
 from models_registry.models import MLModel, ModelVersion, PromotionRequest
@@ -74,3 +75,11 @@ def user_may_write_model(user: AbstractBaseUser, model: MLModel) -> bool:
     if user.is_superuser or model.owner_id == user.pk:
         return True
     return model.team_id is not None and user.groups.filter(pk=model.team_id).exists()
+
+
+def model_readable_by_name(*, user: AbstractBaseUser, name: str) -> MLModel:
+    """The model of this name if ``user`` may read it, else the same 404 as a model that does not exist."""
+    model = ml_models_readable_by(user).filter(name=name).first()
+    if model is None:
+        raise Http404(f"No model named {name!r} that you can access.")
+    return model

@@ -27,6 +27,7 @@ from models_registry.choices import PROMOTABLE_FROM, PROMOTION_TARGETS, Promotio
 from models_registry.gates import GateResult, promotion_gates_run, registered_promotion_gates
 from models_registry.models import MLModel, ModelVersion, PromotionRequest
 from models_registry.selectors import user_may_write_model
+from models_registry.signals import promotion_requested
 from models_registry.validators import validate_metrics
 
 MODEL_EDITABLE_FIELDS = frozenset(
@@ -357,6 +358,7 @@ def promotion_request_create(
             "rationale": rationale,
         },
     )
+    promotion_requested.send(sender=PromotionRequest, promotion_request=promotion_request)
     return promotion_request
 
 

@@ -1,17 +1,29 @@
 from pathlib import Path
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
 
-from audits.api.serializers import ExportRequestSerializer, ExportSerializer
+from audits.api.serializers import (
+    BiasAuditRequestSerializer,
+    BiasAuditSerializer,
+    BiasAuditSummarySerializer,
+    ExportRequestSerializer,
+    ExportSerializer,
+)
 from audits.choices import EXPORT_CONTENT_TYPES, JobStatus
-from audits.models import Export
+from audits.models import BiasAudit, Export
+from audits.selectors.bias_audits import bias_audit_list
 from audits.selectors.exports import exports_visible_to
+from audits.services.bias_audits import bias_audit_request
 from audits.services.exports import export_request
 from hitl_platform.api.permissions import RolePermission
+from models_registry.selectors import ml_models_readable_by, model_readable_by_name
 
 
 class OwnExportsMixin:
@@ -66,4 +78,65 @@ class ExportDownloadView(OwnExportsMixin, generics.GenericAPIView):
             as_attachment=True,
             filename=Path(export.file.name).name,
             content_type=EXPORT_CONTENT_TYPES[export.format],
+        )
+
+
+class BiasAuditsOfModelView(generics.ListAPIView):
+    """A model's bias audits, newest first; POST queues a new one (202 with its id) run by a Celery worker."""
+
+    permission_classes = (RolePermission,)
+    required_permissions = {"GET": ("audits.view_biasaudit",), "POST": ("audits.add_biasaudit",)}
+    serializer_class = BiasAuditSummarySerializer
+
+    def _model(self):
+        return model_readable_by_name(user=self.request.user, name=self.kwargs["name"])
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no user
+            return BiasAudit.objects.none()
+        return bias_audit_list().filter(model=self._model())
+
+    @extend_schema(
+        request=BiasAuditRequestSerializer,
+        responses={
+            202: BiasAuditSerializer,
+            400: OpenApiTypes.OBJECT,
+            403: OpenApiTypes.OBJECT,
+            404: OpenApiTypes.OBJECT,
+        },
+        tags=["bias audits"],
+    )
+    def post(self, request, name: str):
+        model = self._model()
+        serializer = BiasAuditRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        version = None
+        if "version" in data:
+            number = data.pop("version")
+            version = model.versions.filter(number=number).first()
+            if version is None:
+                raise ValidationError({"version": [f"{model.name} has no version {number}."]})
+        try:
+            audit = bias_audit_request(actor=request.user, model=model, version=version, **data)
+        except DjangoValidationError as exc:
+            raise ValidationError(exc.message_dict) from exc
+        except DjangoPermissionDenied as exc:
+            raise PermissionDenied(str(exc)) from exc
+        audit.refresh_from_db()
+        return Response(BiasAuditSerializer(audit, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
+
+
+class BiasAuditDetailView(generics.RetrieveAPIView):
+    """One audit: status, progress, and when it succeeded the verdict, per-group and between-group figures."""
+
+    permission_classes = (RolePermission,)
+    required_permissions = {"GET": ("audits.view_biasaudit",)}
+    serializer_class = BiasAuditSerializer
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no user
+            return BiasAudit.objects.none()
+        return BiasAudit.objects.select_related("model", "version", "requested_by").filter(
+            model__in=ml_models_readable_by(self.request.user)
         )

@@ -177,6 +177,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Several models have a "status" of their own choices: each gets a named enum in the schema.
+    "ENUM_NAME_OVERRIDES": {
+        "ExportStatusEnum": "audits.choices.JobStatus",
+        "AuditStatusEnum": "audits.choices.AuditStatus",
+    },
 }
 
 # The decision ledger. LEDGER_ANCHOR_KEY seals every event (HMAC-SHA256 of its hash) and signs the head anchors:
@@ -218,6 +223,19 @@ CELERY_BEAT_SCHEDULE = {
 
 # Webhooks go only to public addresses unless this is on (a laptop or test receiver on localhost).
 WEBHOOK_ALLOW_PRIVATE_NETWORKS = env_bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", False)
+
+# Mail: a failed bias audit emails the model's owner and the compliance officers. SMTP unless EMAIL_BACKEND says
+# otherwise; the local settings print mail to the console.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "hitl-platform@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Where the console is reached, for links in mail (a worker has no request to take it from).
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
 
 # How long decisions and their history are kept. audits.checks refuses anything under 183 days (EU AI Act
 # art. 19 and 26(6)); models under legal hold are never purged.

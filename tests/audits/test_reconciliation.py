@@ -39,6 +39,7 @@ from reviews.services.policies import (
     routing_policy_update,
 )
 from reviews.services.reviewing import review_submit
+from tests.audits.factories import BiasAuditFactory
 from tests.models_registry.factories import CREDIT_FEATURE_SCHEMA
 from tests.reviews.factories import DecisionFactory
 
@@ -85,6 +86,7 @@ def governed(ml_engineer, compliance_officer, reviewer_a, reviewer_b) -> Governe
         request = promotion_request_create(
             version=version, actor=ml_engineer, target_stage=Stage.PRODUCTION, rationale="Better on the holdout."
         )
+        BiasAuditFactory(version=version)
         promotion_request_decide(promotion_request=request, actor=compliance_officer, approve=True, reason="Audited.")
     policy = routing_policy_update(
         policy=routing_policy_get_or_create_default(model=model),

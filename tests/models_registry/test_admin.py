@@ -10,6 +10,7 @@ from hitl_platform.roles import Role
 from models_registry import gates
 from models_registry.choices import PromotionStatus, Stage
 from models_registry.gates import GateResult
+from tests.audits.factories import BiasAuditFactory
 from tests.factories import UserFactory
 from tests.models_registry.factories import MLModelFactory, ModelVersionFactory, PromotionRequestFactory
 
@@ -41,6 +42,7 @@ def officer_client(client, compliance_officer):
 def pending(ml_engineer):
     current = ModelVersionFactory(model__name="credit", number=1, stage=Stage.PRODUCTION)
     candidate = ModelVersionFactory(model=current.model, number=2)
+    BiasAuditFactory(version=candidate)
     return PromotionRequestFactory(version=candidate, requester=ml_engineer, rationale="F1 up four points.")
 
 

@@ -18,6 +18,7 @@ from models_registry.services import (
     promotion_request_create,
     promotion_request_decide,
 )
+from tests.audits.factories import BiasAuditFactory
 from tests.models_registry.factories import (
     CREDIT_FEATURE_SCHEMA,
     ModelVersionFactory,
@@ -273,6 +274,7 @@ def test_approving_production_archives_the_previous_production_version(ml_engine
     current = ModelVersionFactory(stage=Stage.PRODUCTION, number=1)
     candidate = ModelVersionFactory(model=current.model, number=2)
     request = PromotionRequestFactory(version=candidate, requester=ml_engineer)
+    BiasAuditFactory(version=candidate)
 
     promotion_request_decide(
         promotion_request=request, actor=compliance_officer, approve=True, reason="Audit passed; metrics better."
@@ -458,6 +460,7 @@ def test_a_model_file_altered_in_storage_blocks_approval(ml_engineer, compliance
 def test_an_intact_model_file_passes_the_integrity_gate(ml_engineer, compliance_officer):
     version = ModelVersionFactory(with_artifact=True)
     request = PromotionRequestFactory(version=version, requester=ml_engineer)
+    BiasAuditFactory(version=version)
     promotion_request_decide(promotion_request=request, actor=compliance_officer, approve=True, reason="Go.")
     request.refresh_from_db()
     integrity = next(result for result in request.gate_results if result["name"] == "model_file_integrity")
@@ -489,6 +492,7 @@ def test_a_high_risk_model_with_its_model_card_and_a_medium_risk_model_without_o
     medium = ModelVersionFactory(model__risk_tier="medium", model__limitations="")
     for version in (complete, medium):
         request = PromotionRequestFactory(version=version, requester=ml_engineer)
+        BiasAuditFactory(version=version)
         promotion_request_decide(promotion_request=request, actor=compliance_officer, approve=True, reason="Go.")
         request.refresh_from_db()
         card = next(result for result in request.gate_results if result["name"] == "model_card")

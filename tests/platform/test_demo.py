@@ -8,6 +8,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from audits.ledger import ledger_verify
+from audits.models import BiasAudit
 from models_registry.choices import Stage
 from models_registry.models import MLModel
 from reviews.choices import DecisionSource, Route
@@ -27,7 +28,11 @@ def test_the_demo_puts_a_scored_model_to_work_and_reloads_without_duplicates(db)
     model = MLModel.objects.get(name="credit-scoring")
     production = model.versions.get(stage=Stage.PRODUCTION)
     assert production.artifact and production.artifact_sha256
-    assert Prediction.objects.filter(model=model).count() == 200
+    # 80 applications scored by version 1 in staging (all reviewed), then 200 in production.
+    assert Prediction.objects.filter(model=model).count() == 280
+    audit = BiasAudit.objects.get(version=production, trigger="manual")
+    assert (audit.population, audit.passed) == ("model", True)
+    assert production.promotion_requests.get(target_stage=Stage.PRODUCTION).gate_results[-1]["name"] == "bias_audit"
     reasons = " ".join(
         " ".join(prediction.route_reasons) for prediction in Prediction.objects.filter(route=Route.REVIEW)
     )
@@ -38,7 +43,7 @@ def test_the_demo_puts_a_scored_model_to_work_and_reloads_without_duplicates(db)
 
     second_passwords = load_demo()
 
-    assert Prediction.objects.filter(model=model).count() == 200
+    assert Prediction.objects.filter(model=model).count() == 280
     assert MLModel.objects.count() == 1
     assert second_passwords["rita"] != passwords["rita"]
     assert get_user_model().objects.get(username="rita").check_password(second_passwords["rita"])

@@ -29,12 +29,14 @@ from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from audits.ledger import ledger_append
+from audits.services.bias_audits import audit_policy_update
 from audits.services.exports import export_request, export_run
 from audits.services.ledger_checks import ledger_check_request, ledger_check_run
 from hitl_platform.roles import Role
 from models_registry.choices import Stage
 from reviews.choices import AssignmentStatus, TaskStatus
 from reviews.models import Webhook, WebhookDelivery
+from tests.audits.factories import BiasAuditFactory
 from tests.factories import UserFactory
 from tests.models_registry.factories import MLModelFactory, ModelVersionFactory, PromotionRequestFactory
 from tests.reviews.factories import (
@@ -125,6 +127,7 @@ GOVERNED_ADMIN_MODELS = {
     "reviews/webhook": dict(officer_reads=True, admin_adds=False, admin_deletes=False),
     "reviews/webhookdelivery": dict(officer_reads=True, admin_adds=False, admin_deletes=False, versions=False),
     "audits/decisionevent": dict(officer_reads=True, admin_adds=False, admin_deletes=False, versions=False),
+    "audits/biasaudit": dict(officer_reads=True, admin_adds=False, admin_deletes=False),
     # Exports are asked for through their own page; add redirects there (302) for those who may export.
     "audits/export": dict(officer_reads=True, admin_adds=True, admin_deletes=False),
 }
@@ -172,6 +175,9 @@ MATRIX: dict[str, Expect] = {
     },
     # Adding an export opens the export request page (a redirect) for those who may export.
     EXPORT_ADD: Expect(row("302 302 302 302 302 302 302 302")),
+    # Bias audit policies: compliance officers set them (with a reason, historised); nobody deletes one.
+    **console_model("audits/auditpolicy", officer_reads=True, admin_adds=True, admin_deletes=False),
+    "admin/audits/auditpolicy/add/": Expect(row("302 302 302 302 302 302 200 200")),
     # The API. Tokens of inactive accounts are refused like no token (401). Another team's model and its records
     # answer 404, exactly like names nobody registered.
     "api/v1/auth/token/": Expect(row("405 405 405 405 405 405 405 405"), post=row("400 400 400 400 400 400 400 400")),
@@ -204,6 +210,11 @@ MATRIX: dict[str, Expect] = {
     # Exports are their requester's (and an administrator's).
     "api/v1/exports/": Expect(row("401 401 403 403 403 403 200 200"), post=row("401 401 403 403 403 403 400 400")),
     "api/v1/exports/<int:pk>/": Expect(row("401 401 403 403 403 403 200 200")),
+    # Bias audits follow their model: its team and compliance read and request them; another team sees a 404.
+    "api/v1/models/<slug:name>/audits/": Expect(
+        row("401 401 200 404 403 403 200 200"), post=row("401 401 400 404 403 403 400 400")
+    ),
+    "api/v1/audits/<int:pk>/": Expect(row("401 401 200 404 403 403 200 200")),
     "api/v1/exports/<int:pk>/download/": Expect(row("401 401 403 403 403 403 200 200")),
     # The schema and its docs describe the API, not its data: public, like the docs page that loads the schema.
     # A token that is no longer valid is refused wherever it is sent.
@@ -265,6 +276,8 @@ def world(
     decision = DecisionFactory(prediction=PredictionFactory(version=version, model=model))
     webhook = Webhook.objects.create(owner=ml_engineer, url="https://example.org/h", events=["decision.final"])
     delivery = WebhookDelivery.objects.create(webhook=webhook, event="decision.final", payload={})
+    audit = BiasAuditFactory(version=version)
+    audit_policy = audit_policy_update(model=model, actor=compliance_officer, reason="Stricter.", min_group_size=50)
     export = export_request(actor=compliance_officer, kind="case", format="csv", prediction=prediction)
     # Tasks are enqueued on commit, which never comes inside a test's transaction: run the work here.
     export_run(export=export)
@@ -312,11 +325,14 @@ def world(
             event_type="model.updated", object_type="models_registry.mlmodel", object_id=model.pk, payload={}
         ),
         "audits/export": export,
+        "audits/biasaudit": audit,
+        "audits/auditpolicy": audit_policy,
     }
     ids = {
         "prediction_id": prediction.pk,
         "decision_id": decision.pk,
         "export_id": export.pk,
+        "audit_id": audit.pk,
         "policy_id": policy.pk,
         "name": model.name,
         "number": version.number,
@@ -364,6 +380,8 @@ def fill(route: str, objects: dict, ids: dict) -> str:
     }
     if route.startswith("api/v1/exports/"):
         replacements["<int:pk>"] = ids["export_id"]
+    elif route.startswith("api/v1/audits/"):
+        replacements["<int:pk>"] = ids["audit_id"]
     elif route.startswith("api/v1/predictions/"):
         replacements["<int:pk>"] = ids["prediction_id"]
     elif route.startswith("review/assignments/"):
