@@ -4,7 +4,8 @@ from django.urls import reverse
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
-from audits.choices import LEDGER_EVENT_TYPES, JobStatus
+from audits.choices import JobStatus
+from audits.events import LEDGER_EVENT_TYPES
 from audits.models import DecisionEvent, Export
 from audits.selectors.exports import exports_visible_to
 from hitl_platform.admin_site import EstimatedCountPaginator, GovernedAdminMixin, timestamp_column

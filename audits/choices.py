@@ -37,33 +37,6 @@ class LedgerCheckOrigin(models.TextChoices):
     ANCHOR = "anchor", "Anchor task"
 
 
-# The governed event types the apps append (issue 5 and the services that exist), for a fixed-choice filter: listing
-# the types present would be a DISTINCT scan of the whole ledger. A type missing here is still stored and verified,
-# only not offered as a filter choice.
-LEDGER_EVENT_TYPES = (
-    "model.registered",
-    "model.updated",
-    "version.registered",
-    "promotion.requested",
-    "promotion.decided",
-    "policy.created",
-    "policy.changed",
-    "policy.stop_switch",
-    "prediction.routed",
-    "review.submitted",
-    "review.corrected",
-    "task.escalated",
-    "decision.made",
-    "decision.reversed",
-    "outcome.reported",
-    "gold_case.created",
-    "gold_case.retired",
-    "audit.finished",
-    "retraining.finished",
-    "retention.purged",
-)
-
-
 class AuditPopulation(models.TextChoices):
     MODEL = "model", "The model's labels"
     DECISIONS = "decisions", "The final decisions"

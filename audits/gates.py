@@ -9,6 +9,7 @@ from datetime import timedelta
 from django.urls import reverse
 from django.utils import timezone
 
+from audits.choices import AuditStatus
 from audits.selectors.bias_audits import audit_policy_for, bias_audit_latest_of_version, bias_audit_latest_passing
 from models_registry.choices import Stage
 from models_registry.gates import GateResult
@@ -30,20 +31,29 @@ def bias_audit_gate(version, target_stage: str) -> GateResult:
             f"Bias audit #{passing.pk} of the model's labels passed on {passing.finished_at:%Y-%m-%d %H:%M} UTC.",
             _evidence(passing),
         )
-    latest = bias_audit_latest_of_version(version_id=version.pk)
-    if latest is None:
+    judged = bias_audit_latest_of_version(version_id=version.pk)
+    newest = bias_audit_latest_of_version(version_id=version.pk, succeeded=False)
+    if newest is not None and newest != judged and newest.status in (AuditStatus.QUEUED, AuditStatus.RUNNING):
+        reason = (
+            f"Bias audit #{newest.pk} of version {version.number}'s labels is {newest.status}: decide when it is done."
+        )
+        return GateResult(GATE_NAME, False, reason, {"audit_id": newest.pk})
+    if judged is None:
+        if newest is not None and newest.status == AuditStatus.FAILED:
+            reason = f"Bias audit #{newest.pk} of version {version.number}'s labels could not run: {newest.error}"
+            return GateResult(GATE_NAME, False, reason, {"audit_id": newest.pk})
         reason = f"No bias audit of version {version.number}'s labels has finished: run one (population 'model')."
         return GateResult(GATE_NAME, False, reason)
-    if latest.passed:
+    if judged.passed:
         reason = (
-            f"The latest passing bias audit (#{latest.pk}, {latest.finished_at:%Y-%m-%d}) is older than "
+            f"The latest passing bias audit (#{judged.pk}, {judged.finished_at:%Y-%m-%d}) is older than "
             f"{max_age} days: run a new one."
         )
     else:
         reason = (
-            f"Bias audit #{latest.pk} of version {version.number}'s labels was {latest.get_verdict_display().lower()}."
+            f"Bias audit #{judged.pk} of version {version.number}'s labels was {judged.get_verdict_display().lower()}."
         )
-    return GateResult(GATE_NAME, False, reason, _evidence(latest))
+    return GateResult(GATE_NAME, False, reason, _evidence(judged))
 
 
 def _evidence(audit) -> dict:

@@ -1,17 +1,19 @@
-"""Celery tasks of the audits app: thin wrappers that take ids, call one service, and log the outcome."""
+"""Celery tasks of the audits app: thin wrappers that take ids, call one service, and log the outcome.
+
+Every task has a stable ``name``, so moving or renaming a function never orphans a queued message or a beat
+entry. Services import their task at the top of their module; the tasks import the services inside their bodies.
+"""
 
 from celery import shared_task
 
 from audits.choices import LedgerCheckOrigin
 from audits.models import Export, LedgerCheck
-from audits.services.dashboard import dashboard_refresh_recent
-from audits.services.exports import export_run
-from audits.services.ledger_checks import ledger_anchor_run, ledger_check_request, ledger_check_run
-from audits.services.retention import retention_purge
 
 
 @shared_task(name="audits.export_run")
 def export_run_task(export_id: int) -> None:
+    from audits.services.exports import export_run
+
     export = Export.objects.select_related("model", "prediction", "requested_by").filter(pk=export_id).first()
     if export is not None:
         export_run(export=export)
@@ -19,6 +21,8 @@ def export_run_task(export_id: int) -> None:
 
 @shared_task(name="audits.ledger_check")
 def ledger_check_task(check_id: int) -> None:
+    from audits.services.ledger_checks import ledger_check_run
+
     check = LedgerCheck.objects.filter(pk=check_id).first()
     if check is not None:
         ledger_check_run(check=check)
@@ -27,18 +31,24 @@ def ledger_check_task(check_id: int) -> None:
 @shared_task(name="audits.ledger_check_scheduled")
 def ledger_check_scheduled_task() -> None:
     """The nightly verification: queued like a manual one, with no requester."""
+    from audits.services.ledger_checks import ledger_check_request
+
     ledger_check_request(actor=None, origin=LedgerCheckOrigin.SCHEDULE)
 
 
 @shared_task(name="audits.ledger_anchor")
 def ledger_anchor_task() -> int | None:
     """Every minute: verify the events since the newest anchor and anchor the new head; the anchored count."""
+    from audits.services.ledger_checks import ledger_anchor_run
+
     run = ledger_anchor_run()
     return run.anchor.event_count if run.anchor is not None else None
 
 
 @shared_task(name="audits.retention_purge")
 def retention_purge_task() -> dict:
+    from audits.services.retention import retention_purge
+
     result = retention_purge(actor=None)
     return {"predictions_purged": result.predictions_purged, "exports_deleted": result.exports_deleted}
 
@@ -46,6 +56,8 @@ def retention_purge_task() -> dict:
 @shared_task(name="audits.dashboard_refresh")
 def dashboard_refresh_task(days: int = 2) -> int:
     """Rebuild the dashboard's last ``days`` days: 2 every few minutes, the whole window (90) nightly."""
+    from audits.services.dashboard import dashboard_refresh_recent
+
     return dashboard_refresh_recent(days=days)
 
 

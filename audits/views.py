@@ -33,6 +33,7 @@ from audits.selectors.ledger import (
     ledger_checks_recent,
     ledger_head_document,
     ledger_head_offered,
+    ledger_standing,
 )
 from audits.services.exports import export_request
 from audits.services.ledger_checks import ledger_check_mismatches, ledger_check_request
@@ -91,6 +92,7 @@ def dashboard_context(request: HttpRequest) -> dict:
     )
     return {
         "dashboard": dashboard,
+        "ledger_standing": ledger_standing(),
         "period_form": form,
         "trend_svg": mark_safe(trend),  # built by audits.charts, which escapes every label
         "per_model_svg": mark_safe(per_model),

@@ -304,8 +304,8 @@ def main() -> int:
     from audits.ledger import ledger_verify
     from audits.models import DecisionEvent
     from models_registry.models import MLModel, ModelVersion
+    from models_registry.scoring import score_batch
     from reviews.models import Decision, Prediction, ReviewTask
-    from reviews.services.scoring import score_batch
 
     ids = set_up_platform()
     ids["credit_version_id"] = ModelVersion.objects.get(model_id=ids["credit_id"]).pk

@@ -32,7 +32,7 @@ import threading
 import zipfile
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import skops
@@ -89,6 +89,8 @@ class InspectedModelFile:
     sha256: str
     size: int
     library_versions: dict[str, str]
+    # The loaded estimator, so the registry can check it against the model's schema without loading it again.
+    estimator: Any = field(default=None, repr=False, compare=False)
 
 
 class ModelFileUnavailable(Exception):
@@ -343,6 +345,7 @@ def model_file_inspect(*, file: File, labels: Sequence[str]) -> InspectedModelFi
         sha256=hashlib.sha256(content).hexdigest(),
         size=len(content),
         library_versions=_library_versions(schema),
+        estimator=estimator,
     )
 
 

@@ -11,6 +11,10 @@ Built-in gates:
 - ``model_file_integrity``: for staging and production, a version that has a model file must still have exactly
   the file that was registered (its SHA-256 is recomputed from storage). A version without a file is scored by
   its caller and passes.
+- ``schema_scoring``: for staging and production, a version's model file loads with the trusted types, takes the
+  columns its model's feature schema gives it, and answers a small deterministic sample of inputs built from that
+  schema with the model's labels and probabilities that are finite, within [0, 1] and sum to 1. The evidence
+  lists what failed, in words, and the inputs it was scored on.
 - ``evaluation_metrics``: production needs recorded evaluation metrics, so the person approving decides on
   evidence rather than on the rationale alone.
 - ``model_card``: a high- or critical-risk model reaches production only with its intended use, limitations and
@@ -24,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from models_registry.choices import RiskTier, Stage
+from models_registry.scoring import model_file_check
 
 if TYPE_CHECKING:
     from models_registry.models import ModelVersion
@@ -106,6 +111,30 @@ def model_file_integrity(version: "ModelVersion", target_stage: str) -> GateResu
             f"registered {version.artifact_sha256[:12]}...).",
         )
     return GateResult(name, True, f"The stored model file matches its registered SHA-256 {found[:12]}....")
+
+
+@register_promotion_gate
+def schema_scoring(version: "ModelVersion", target_stage: str) -> GateResult:
+    name = "schema_scoring"
+    if target_stage not in (Stage.STAGING, Stage.PRODUCTION):
+        return GateResult(name, True, f"Not required for {target_stage}.")
+    if not version.artifact:
+        return GateResult(name, True, "No model file: this version is scored by its caller.")
+    check = model_file_check(model=version.model, version=version)
+    if check.problems:
+        return GateResult(
+            name,
+            False,
+            f"The model file does not score inputs of its feature schema: {'; '.join(check.problems)}.",
+            {"problems": check.problems, "sample": check.sample},
+        )
+    return GateResult(
+        name,
+        True,
+        f"The model file scored {len(check.sample)} sample inputs built from the feature schema with the model's "
+        "labels and probabilities that sum to 1.",
+        {"sample": check.sample},
+    )
 
 
 @register_promotion_gate

@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from audits.events import LedgerEvent
 from audits.ledger import ledger_append
 from hitl_platform.history import historise
 from hitl_platform.roles import Role
@@ -26,6 +27,7 @@ from models_registry.artifacts import InspectedModelFile, model_file_inspect, mo
 from models_registry.choices import PROMOTABLE_FROM, PROMOTION_TARGETS, PromotionStatus, RiskTier, Stage
 from models_registry.gates import GateResult, promotion_gates_run, registered_promotion_gates
 from models_registry.models import MLModel, ModelVersion, PromotionRequest
+from models_registry.scoring import model_file_mismatches
 from models_registry.selectors import user_may_write_model
 from models_registry.signals import promotion_requested
 from models_registry.validators import validate_metrics
@@ -146,7 +148,7 @@ def ml_model_register(
             raise ValidationError({"name": "A model with this name already exists."}) from exc
         raise
     ledger_append(
-        event_type="model.registered",
+        event_type=LedgerEvent.MODEL_REGISTERED,
         object_type="models_registry.mlmodel",
         object_id=model.pk,
         actor=owner,
@@ -187,7 +189,7 @@ def ml_model_update(*, model: MLModel, actor: AbstractBaseUser, changes: Mapping
     historise(locked, actor=actor, reason=reason)
     locked.save(update_fields=[*changed, "updated_at"])
     ledger_append(
-        event_type="model.updated",
+        event_type=LedgerEvent.MODEL_UPDATED,
         object_type="models_registry.mlmodel",
         object_id=locked.pk,
         actor=actor,
@@ -240,7 +242,7 @@ def _model_version_insert(
                 raise _VersionNumberTaken from exc
             raise
         ledger_append(
-            event_type="version.registered",
+            event_type=LedgerEvent.VERSION_REGISTERED,
             object_type="models_registry.modelversion",
             object_id=version.pk,
             actor=actor,
@@ -272,8 +274,9 @@ def model_version_register(
 ) -> ModelVersion:
     """Register the next version of ``model``, with an optional skops model file.
 
-    The file is validated before any lock is taken (it can be large); the number is the model's highest plus
-    one, read under a row lock and retried if another writer still took it first.
+    The file is validated before any lock is taken (it can be large), and refused when it cannot score the model's
+    inputs as far as that is knowable without scoring (``scoring.model_file_mismatches``). The number is the
+    model's highest plus one, read under a row lock and retried if another writer still took it first.
     """
     ml_model_check_writer(model=model, actor=actor)
     metrics = metrics if metrics is not None else {}
@@ -287,6 +290,16 @@ def model_version_register(
             inspected = model_file_inspect(file=artifact, labels=model.labels)
         except ValidationError as exc:
             raise ValidationError({"artifact": exc.error_list}) from exc
+        mismatches = model_file_mismatches(model=model, estimator=inspected.estimator)
+        if mismatches:
+            raise ValidationError(
+                {
+                    "artifact": [
+                        ValidationError(f"The model file does not fit {model.name}: {problem}.", code="schema_mismatch")
+                        for problem in mismatches
+                    ]
+                }
+            )
     parent = None
     if parent_number is not None:
         parent = ModelVersion.objects.filter(model=model, number=parent_number).first()
@@ -344,7 +357,7 @@ def promotion_request_create(
     except IntegrityError as exc:
         raise ValidationError({"target_stage": f"A request to {target_stage} is already pending."}) from exc
     ledger_append(
-        event_type="promotion.requested",
+        event_type=LedgerEvent.PROMOTION_REQUESTED,
         object_type="models_registry.promotionrequest",
         object_id=promotion_request.pk,
         actor=actor,
@@ -429,7 +442,7 @@ def promotion_request_override_gate(
     historise(locked, actor=actor, reason=f"Gate {gate} overridden: {reason.strip()}")
     locked.save(update_fields=["gate_overrides"])
     ledger_append(
-        event_type="promotion.gate_overridden",
+        event_type=LedgerEvent.PROMOTION_GATE_OVERRIDDEN,
         object_type="models_registry.promotionrequest",
         object_id=locked.pk,
         actor=actor,
@@ -490,7 +503,7 @@ def promotion_request_decide(
             historise(locked, actor=actor, reason=reason)
             locked.save(update_fields=["status", "decided_by", "decided_at", "decision_reason", "gate_results"])
             ledger_append(
-                event_type="promotion.decided",
+                event_type=LedgerEvent.PROMOTION_DECIDED,
                 object_type="models_registry.promotionrequest",
                 object_id=locked.pk,
                 actor=actor,

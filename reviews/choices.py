@@ -6,11 +6,6 @@ class Route(models.TextChoices):
     REVIEW = "review", "Human review"
 
 
-class RuleAction(models.TextChoices):
-    REVIEW = "review", "Send to review"
-    ESCALATE = "escalate", "Send to review and escalate"
-
-
 class ConsensusRule(models.TextChoices):
     MAJORITY = "majority", "Majority (ties escalate)"
     UNANIMOUS = "unanimous", "Unanimous"

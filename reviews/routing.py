@@ -27,7 +27,7 @@ confidence first (a case without a usable confidence counts as the least confide
 
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from numbers import Real
@@ -361,7 +361,3 @@ def route_case(policy: PolicySnapshot, case: Case) -> RoutingResult:
         reviews_required=reviews_required,
         needs_adjudication=adjudicated_tier or bool(escalation_reasons),
     )
-
-
-def route_cases(policy: PolicySnapshot, cases: Sequence[Case]) -> list[RoutingResult]:
-    return [route_case(policy, case) for case in cases]

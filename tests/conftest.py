@@ -4,10 +4,13 @@ The personas are the people of DESIGN.md's role table: an ML engineer, two revie
 compliance officer, an administrator, and an outsider with an account but no role.
 """
 
+import itertools
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -116,72 +119,110 @@ def anonymous_api_client() -> APIClient:
 
 
 @pytest.fixture
-def celery_worker_process(transactional_db, settings, worker_id):
-    """A real `celery worker` process on this test's database, fed through the configured broker.
+def celery_queue(transactional_db, settings, worker_id) -> Iterator[str]:
+    """This test's queue: what the test queues goes through the broker to it (eager off) and waits for a worker.
 
     Each pytest-xdist worker has its own test database, so each gets its own queue too.
     """
+    from hitl_platform.celery import app as celery_app
+
+    queue = f"hitl-test-{worker_id}-{os.getpid()}"
+    previous = (celery_app.conf.task_always_eager, celery_app.conf.task_default_queue)
+    celery_app.conf.task_always_eager = False
+    celery_app.conf.task_default_queue = queue
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    try:
+        yield queue
+    finally:
+        celery_app.conf.task_always_eager, celery_app.conf.task_default_queue = previous
+
+
+@pytest.fixture
+def celery_worker_start(celery_queue, worker_id) -> Iterator[Callable[..., subprocess.Popen]]:
+    """Start real `celery worker` processes on this test's database and queue, each stopped after the test.
+
+    ``start(extra_env={...})`` gives one worker more environment (e.g. its EMAIL_BACKEND); it returns the
+    process, which a test may kill as a crash would.
+    """
+    names = itertools.count(1)
+    with ExitStack() as workers:
+
+        def start(extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+            name = f"{worker_id}-{next(names)}"
+            return workers.enter_context(_celery_worker_running(celery_queue, name=name, extra_env=extra_env or {}))
+
+        yield start
+
+
+@pytest.fixture
+def celery_worker_process(celery_worker_start) -> subprocess.Popen:
+    """A real `celery worker` process on this test's database, fed through the configured broker."""
+    return celery_worker_start()
+
+
+@contextmanager
+def _celery_worker_running(queue: str, *, name: str, extra_env: dict[str, str]) -> Iterator[subprocess.Popen]:
     from hitl_platform.celery import app as celery_app
 
     db = connection.settings_dict
     database_url = (
         f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
     )
-    queue = f"hitl-test-{worker_id}-{os.getpid()}"
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "hitl_platform.settings.test",
+        "DJANGO_SETTINGS_MODULE": "tests.worker_settings",
         "DATABASE_URL": database_url,
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
+        **extra_env,
     }
-    log_path = TEST_OUTPUT / f"celery-worker-{worker_id}.log"
+    node = f"{queue}-{name}"
+    log_path = TEST_OUTPUT / f"celery-worker-{name}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    log_file = log_path.open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "hitl_platform",
-            "worker",
-            "--pool=solo",
-            "--concurrency=1",
-            "-Q",
-            queue,
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "--loglevel=INFO",
-        ],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-    )
-    previous = (celery_app.conf.task_always_eager, celery_app.conf.task_default_queue)
-    celery_app.conf.task_always_eager = False
-    celery_app.conf.task_default_queue = queue
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    try:
-        _wait_for_worker(celery_app, queue, process, log_path)
-        yield process
-    finally:
-        celery_app.conf.task_always_eager, celery_app.conf.task_default_queue = previous
-        process.terminate()
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "hitl_platform",
+                "worker",
+                "--pool=solo",
+                "--concurrency=1",
+                "-Q",
+                queue,
+                "-n",
+                f"{node}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "--loglevel=INFO",
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
         try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log_file.close()
+            _wait_for_worker(celery_app, queue, node, process, log_path)
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
-def _wait_for_worker(celery_app, queue: str, process: subprocess.Popen, log_path: Path) -> None:
+def _wait_for_worker(celery_app, queue: str, node: str, process: subprocess.Popen, log_path: Path) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"celery worker exited early:\n{log_path.read_text()[-3000:]}")
         replies = celery_app.control.inspect(timeout=1.0).active_queues() or {}
-        if any(q["name"] == queue for queues in replies.values() for q in queues):
+        consuming = [queues for hostname, queues in replies.items() if hostname.startswith(f"{node}@")]
+        if any(q["name"] == queue for queues in consuming for q in queues):
             return
     raise RuntimeError(f"celery worker did not start within 60 s:\n{log_path.read_text()[-3000:]}")
 

@@ -188,12 +188,15 @@ def bias_audit_latest_passing(*, version_id: int, since: datetime) -> BiasAudit 
     )
 
 
-def bias_audit_latest_of_version(*, version_id: int) -> BiasAudit | None:
-    """The newest finished model-population audit of this version, passing or not."""
+def bias_audit_latest_of_version(*, version_id: int, succeeded: bool = True) -> BiasAudit | None:
+    """The newest model-population audit of this version that reached a verdict (passing or not), or with
+    ``succeeded=False`` the newest one in any state (queued, running, or one that could not run)."""
+    audits = BiasAudit.objects.filter(version_id=version_id, population=AuditPopulation.MODEL)
+    if succeeded:
+        audits = audits.filter(status=AuditStatus.SUCCEEDED)
     return (
-        BiasAudit.objects.filter(version_id=version_id, population=AuditPopulation.MODEL, finished_at__isnull=False)
-        .order_by("-finished_at", "-id")
-        .only("id", "finished_at", "passed", "verdict", "inputs_sha256")
+        audits.order_by("-created_at", "-id")
+        .only("id", "status", "finished_at", "passed", "verdict", "inputs_sha256", "error")
         .first()
     )
 

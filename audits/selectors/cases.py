@@ -10,6 +10,7 @@ from audits.ledger import EventCheck, ledger_check_events, ledger_with_prior_has
 from audits.models import DecisionEvent
 from audits.services.reconciliation import Mismatch, case_rows_reconcile
 from reviews.models import Assignment, Decision, Prediction, Review, ReviewTask, WebhookDelivery
+from reviews.selectors.policies import PolicyVersion, routing_policy_version_for
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class CaseTrail:
     history: list[HistoryChange]
     ledger: list[EventCheck]
     mismatches: list[Mismatch]
+    # The routing policy version the case recorded; None if routed before versions were recorded, or if that
+    # version's history row is gone (``prediction.policy_history_id`` tells the two apart).
+    policy_version: PolicyVersion | None = None
 
     @property
     def ledger_intact(self) -> bool:
@@ -99,7 +103,7 @@ def _case_ledger_refs(prediction: Prediction, task, assignments, reviews, decisi
 
 
 def case_trail(*, prediction_id: int) -> CaseTrail | None:
-    """One case's whole trail in a fixed number of queries (11), or None if there is no such prediction."""
+    """One case's whole trail in a fixed number of queries (at most 12), or None if there is no such prediction."""
     prediction = (
         Prediction.objects.select_related(
             "model", "version", "submitted_by", "outcome_reported_by", "decision__decided_by", "review_task"
@@ -147,4 +151,5 @@ def case_trail(*, prediction_id: int) -> CaseTrail | None:
         history=history,
         ledger=ledger_check_events(events),
         mismatches=case_rows_reconcile(decision=decision, reviews=reviews, events=events),
+        policy_version=routing_policy_version_for(prediction),
     )

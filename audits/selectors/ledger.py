@@ -2,9 +2,11 @@
 
 import hmac
 from collections import defaultdict
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Subquery
 from django.utils import timezone
 
 from audits.choices import LedgerCheckOrigin, LedgerCheckStatus
@@ -27,6 +29,73 @@ def ledger_check_latest_reconciliation() -> LedgerCheck | None:
         .exclude(origin=LedgerCheckOrigin.ANCHOR)
         .order_by("-finished_at", "-id")
         .first()
+    )
+
+
+# A chain nobody has verified for longer than this is not known to be intact: the schedule verifies it nightly.
+LEDGER_CHECK_STALE_AFTER = timedelta(days=1)
+
+_ORIGIN_IN_WORDS = {
+    LedgerCheckOrigin.CONSOLE: "the console",
+    LedgerCheckOrigin.SCHEDULE: "the schedule",
+    LedgerCheckOrigin.COMMAND: "manage.py verify_ledger",
+    LedgerCheckOrigin.ANCHOR: "the anchor task",
+}
+
+
+@dataclass(frozen=True)
+class LedgerStanding:
+    """The newest finished verification as the dashboard headlines it, with the mismatches of the newest
+    reconciliation (the anchor task verifies without reconciling, so its runs carry none of their own)."""
+
+    check: LedgerCheck | None
+    mismatch_count: int
+    stale: bool
+
+    @property
+    def verified_by(self) -> str:
+        if self.check is None:
+            return ""
+        if self.check.requested_by is not None:
+            return self.check.requested_by.get_username()
+        return _ORIGIN_IN_WORDS.get(self.check.origin, self.check.get_origin_display())
+
+    @property
+    def intact(self) -> bool:
+        return self.check is not None and self.check.status == LedgerCheckStatus.INTACT
+
+    @property
+    def needs_attention(self) -> bool:
+        """Never verified, broken, failed to run, rows differing from the ledger, or not verified for a day."""
+        return not self.intact or bool(self.mismatch_count) or self.stale
+
+
+def ledger_standing(*, now: datetime | None = None) -> LedgerStanding:
+    """The newest finished verification (intact, broken or failed to run) and the current mismatch count.
+
+    One query: the newest reconciliation's count is an uncorrelated subquery of it.
+    """
+    reconciled = (
+        LedgerCheck.objects.filter(status__in=[LedgerCheckStatus.INTACT, LedgerCheckStatus.BROKEN])
+        .exclude(origin=LedgerCheckOrigin.ANCHOR)
+        .order_by("-finished_at", "-id")
+        .values("mismatch_count")[:1]
+    )
+    check = (
+        LedgerCheck.objects.filter(finished_at__isnull=False)
+        .exclude(status__in=[LedgerCheckStatus.QUEUED, LedgerCheckStatus.RUNNING])
+        .select_related("requested_by")
+        .defer("mismatches", "unrecorded")
+        .annotate(reconciled_mismatch_count=Subquery(reconciled))
+        .order_by("-finished_at", "-id")
+        .first()
+    )
+    if check is None:
+        return LedgerStanding(check=None, mismatch_count=0, stale=True)
+    return LedgerStanding(
+        check=check,
+        mismatch_count=check.reconciled_mismatch_count or 0,
+        stale=(now or timezone.now()) - check.finished_at > LEDGER_CHECK_STALE_AFTER,
     )
 
 

@@ -27,6 +27,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audits.choices import AuditPopulation, AuditStatus, AuditTrigger, AuditVerdict
+from audits.events import LedgerEvent
 from audits.fairness import (
     DEMOGRAPHIC_PARITY_RATIO,
     REVIEWER,
@@ -57,7 +58,7 @@ from reviews.services.webhooks import AUDIT_FAILED_EVENT, webhook_event_fan_out
 
 logger = logging.getLogger(__name__)
 
-AUDIT_FINISHED_EVENT = "audit.finished"
+AUDIT_FINISHED_EVENT = LedgerEvent.AUDIT_FINISHED
 MAX_ATTEMPTS = 3
 # A run beats at least every stage; one silent for this long lost its worker.
 STALE_AFTER = timedelta(minutes=10)
@@ -207,7 +208,8 @@ def _claim(audit_id: int) -> BiasAudit | None:
     """Move a queued audit to RUNNING for this worker; None if another worker has it or it is no longer queued."""
     with transaction.atomic():
         audit = (
-            BiasAudit.objects.select_for_update(skip_locked=True)
+            # of=("self",): PostgreSQL cannot lock the nullable side of the version's outer join.
+            BiasAudit.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("model", "version")
             .filter(pk=audit_id, status=AuditStatus.QUEUED)
             .first()

@@ -13,6 +13,7 @@ from django.utils import timezone
 from audits.choices import ExportFormat, ExportKind, JobStatus
 from audits.exports import write_case_export, write_decisions_export
 from audits.models import Export
+from audits.tasks import export_run_task
 from hitl_platform.history import historise
 from models_registry.models import MLModel
 from reviews.models import Prediction
@@ -32,8 +33,6 @@ def export_request(
     period_end: datetime | None = None,
 ) -> Export:
     """Record an export request (historised) and queue the task that writes its file."""
-    from audits.tasks import export_run_task
-
     if not actor.has_perm("audits.add_export"):
         raise PermissionDenied("You may not export decisions.")
     errors: dict[str, list[str]] = {}

@@ -30,6 +30,7 @@ from audits.ledger import (
 )
 from audits.models import LedgerCheck
 from audits.services.reconciliation import Mismatch, governed_rows_reconcile
+from audits.tasks import ledger_check_task
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +39,6 @@ MISMATCHES_KEPT = 200
 
 def ledger_check_request(*, actor, origin: str = LedgerCheckOrigin.CONSOLE) -> LedgerCheck:
     """Queue a full verification of the chain; ``actor`` None means the schedule asked."""
-    from audits.tasks import ledger_check_task
-
     requested_by = actor if getattr(actor, "is_authenticated", False) else None
     check = LedgerCheck.objects.create(requested_by=requested_by, origin=origin)
     transaction.on_commit(lambda: ledger_check_task.delay(check.pk))

@@ -29,6 +29,7 @@ from typing import Any
 
 from django.db import connection, transaction
 
+from audits.events import LedgerEvent
 from audits.models import DecisionEvent
 from models_registry.models import ModelVersion
 from reviews.models import Decision, Review, RoutingPolicy
@@ -37,10 +38,10 @@ DECISION_TABLE = "reviews.decision"
 REVIEW_TABLE = "reviews.review"
 VERSION_TABLE = "models_registry.modelversion"
 POLICY_TABLE = "reviews.routingpolicy"
-DECISION_EVENTS = ("decision.made", "decision.reversed")
-REVIEW_EVENTS = ("review.submitted", "review.corrected")
-VERSION_EVENTS = ("version.registered", "promotion.decided")
-POLICY_EVENTS = ("policy.created", "policy.changed", "policy.stop_switch")
+DECISION_EVENTS = (LedgerEvent.DECISION_MADE, LedgerEvent.DECISION_REVERSED)
+REVIEW_EVENTS = (LedgerEvent.REVIEW_SUBMITTED, LedgerEvent.REVIEW_CORRECTED)
+VERSION_EVENTS = (LedgerEvent.VERSION_REGISTERED, LedgerEvent.PROMOTION_DECIDED)
+POLICY_EVENTS = (LedgerEvent.POLICY_CREATED, LedgerEvent.POLICY_CHANGED, LedgerEvent.POLICY_STOP_SWITCH)
 DEFAULT_KEEP = 1000
 
 
@@ -93,7 +94,7 @@ class Reconciliation:
 def decision_claims(event_type: str, payload: dict[str, Any], actor_id: int | None) -> dict[str, Any]:
     """What a decision event says the decision row holds."""
     claims = {name: payload[key] for name, key in (("final_label", "label"), ("source", "source")) if key in payload}
-    reversed_on_appeal = event_type == "decision.reversed"
+    reversed_on_appeal = event_type == LedgerEvent.DECISION_REVERSED
     if "agreement" in payload:
         claims["agreement"] = payload["agreement"]
     elif reversed_on_appeal:
@@ -116,16 +117,16 @@ def policy_claims(event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
     """The routing settings a policy event says the policy holds."""
     if "settings" in payload:
         return dict(payload["settings"])
-    if event_type == "policy.changed":
+    if event_type == LedgerEvent.POLICY_CHANGED:
         return {name: change["to"] for name, change in payload.get("changes", {}).items()}
-    if event_type == "policy.stop_switch" and "on" in payload:
+    if event_type == LedgerEvent.POLICY_STOP_SWITCH and "on" in payload:
         return {"stop_switch_on": payload["on"]}
     return {}
 
 
 def version_stage_claims(event_type: str, object_id: str, payload: dict[str, Any]) -> list[tuple[int, str]]:
     """(version id, stage) pairs an event states: a registration, or a decided promotion and what it archived."""
-    if event_type == "version.registered":
+    if event_type == LedgerEvent.VERSION_REGISTERED:
         return [(int(object_id), payload.get("stage", "candidate"))]
     claims = []
     # Older events name no stage: an approved request moved the version to its target, a rejected one did not.

@@ -12,6 +12,7 @@ from django.utils import timezone
 from simple_history.utils import bulk_update_with_history
 
 from audits.checks import RETENTION_FLOOR_DAYS
+from audits.events import LedgerEvent
 from audits.ledger import ledger_append, sha256_hex
 from audits.models import Export
 from hitl_platform.history import historise
@@ -21,7 +22,6 @@ from reviews.models import Prediction
 logger = logging.getLogger(__name__)
 
 
-RETENTION_PURGED_EVENT = "retention.purged"
 PURGE_BATCH_SIZE = 1000
 
 
@@ -89,7 +89,7 @@ def retention_purge(*, actor=None, now: datetime | None = None) -> RetentionResu
             )
             ids = [prediction.pk for prediction in batch]
             ledger_append(
-                event_type=RETENTION_PURGED_EVENT,
+                event_type=LedgerEvent.RETENTION_PURGED,
                 object_type="reviews.prediction",
                 object_id=f"{ids[0]}-{ids[-1]}",
                 actor=actor,

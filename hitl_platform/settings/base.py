@@ -167,8 +167,9 @@ REST_KNOX = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "hitl_platform API",
     "DESCRIPTION": (
-        "Register models and versions, submit predictions, fetch final decisions, and start audits and "
-        "retraining. Every AI decision is routed, reviewed, explained and audited."
+        "Register models and versions and request their promotion, submit predictions and report their outcomes, "
+        "fetch final decisions, subscribe webhooks, and request exports and bias audits. Every prediction is routed "
+        "(decided automatically or sent to human review) and every decision is recorded in the ledger."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -208,8 +209,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 # The periodic work. django-celery-beat copies these into its tables, where operators can pause or retime them.
 CELERY_BEAT_SCHEDULE = {
-    "reviews-send-due-webhook-deliveries": {"task": "reviews.tasks.send_due_webhook_deliveries", "schedule": 60.0},
-    "reviews-sweep-review-queue": {"task": "reviews.tasks.sweep_review_queue", "schedule": 60.0},
+    "reviews-send-due-webhook-deliveries": {"task": "reviews.send_due_webhook_deliveries", "schedule": 60.0},
+    "reviews-sweep-review-queue": {"task": "reviews.sweep_review_queue", "schedule": 60.0},
     "audits-dashboard-refresh-recent": {"task": "audits.dashboard_refresh", "schedule": 300.0, "kwargs": {"days": 2}},
     "audits-dashboard-refresh-window": {
         "task": "audits.dashboard_refresh",
@@ -219,6 +220,8 @@ CELERY_BEAT_SCHEDULE = {
     "audits-retention-purge": {"task": "audits.retention_purge", "schedule": crontab(hour=2, minute=30)},
     "audits-ledger-check": {"task": "audits.ledger_check_scheduled", "schedule": crontab(hour=3, minute=0)},
     "audits-ledger-anchor": {"task": "audits.ledger_anchor", "schedule": float(LEDGER_ANCHOR_INTERVAL_SECONDS)},
+    # A bias audit whose worker died is silent for STALE_AFTER (10 min): found within five more.
+    "audits-bias-audits-requeue-stale": {"task": "audits.bias_audits_requeue_stale", "schedule": 300.0},
 }
 
 # Webhooks go only to public addresses unless this is on (a laptop or test receiver on localhost).

@@ -188,6 +188,9 @@ class GateResultSerializer(serializers.Serializer):
     name = serializers.CharField()
     passed = serializers.BooleanField()
     reason = serializers.CharField()
+    evidence = serializers.JSONField(
+        default=dict, help_text="What the gate relied on (e.g. what failed and the inputs it scored)."
+    )
 
 
 class PromotionRequestOutputSerializer(serializers.ModelSerializer):

@@ -4,6 +4,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from audits.events import LedgerEvent
 from audits.ledger import ledger_append
 from hitl_platform.history import historise
 from reviews.choices import DecisionSource
@@ -15,9 +16,6 @@ def _require_reason(reason: str) -> str:
     if not isinstance(reason, str) or not reason.strip():
         raise ValidationError({"reason": ["Give a reason: it is recorded in the history and the ledger."]})
     return reason.strip()
-
-
-DECISION_REVERSED_EVENT = "decision.reversed"
 
 
 @transaction.atomic
@@ -59,7 +57,7 @@ def decision_reverse_on_appeal(*, decision: Decision, final_label: str, actor, r
         decision_extra={locked.pk: {"reversed_on_appeal": {"previous_label": previous["label"]}}},
     )
     ledger_append(
-        event_type=DECISION_REVERSED_EVENT,
+        event_type=LedgerEvent.DECISION_REVERSED,
         object_type="reviews.decision",
         object_id=locked.pk,
         actor=actor,

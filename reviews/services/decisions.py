@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from audits.events import LedgerEvent
 from audits.ledger import LedgerEntry, ledger_append_many
 from hitl_platform.history import bulk_create_with_history_fast
 from reviews.models import Decision, Prediction, WebhookDelivery
@@ -46,7 +47,7 @@ def reviewers_named(user_ids: Sequence[int]) -> list[dict]:
 
 def decision_ledger_entry(decision: Decision, prediction: Prediction, *, actor, reason: str) -> LedgerEntry:
     return LedgerEntry(
-        event_type="decision.made",
+        event_type=LedgerEvent.DECISION_MADE,
         object_type="reviews.decision",
         object_id=decision.pk,
         actor=actor,

@@ -12,6 +12,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from audits.events import LedgerEvent
 from audits.ledger import ledger_append
 from hitl_platform.history import historise
 from reviews.choices import CLAIMABLE_TASK_STATUSES, Route, TaskStatus
@@ -68,7 +69,7 @@ def gold_case_create(*, source: Prediction, gold_label: str, actor, reason: str)
     historise(task, actor=actor, reason=gold._change_reason)
     task.save()
     ledger_append(
-        event_type="gold_case.created",
+        event_type=LedgerEvent.GOLD_CASE_CREATED,
         object_type="reviews.prediction",
         object_id=gold.pk,
         actor=actor,
@@ -100,7 +101,7 @@ def gold_case_retire(*, task_id: int, actor, reason: str) -> ReviewTask:
     historise(task, actor=actor, reason=f"Gold case retired: {reason}")
     task.save(update_fields=["status"])
     ledger_append(
-        event_type="gold_case.retired",
+        event_type=LedgerEvent.GOLD_CASE_RETIRED,
         object_type="reviews.prediction",
         object_id=task.prediction_id,
         actor=actor,

@@ -10,8 +10,9 @@ The contract (``POST /api/v1/models/{name}/predictions/``):
   409, listing every conflicting item, and stores nothing (the batch stays all-or-nothing); the caller drops
   or fixes those items and sends the batch again, whose other items are then stored.
 - Items without a ``label`` are scored by the platform with their version's model file, one vectorised call
-  per version per batch (see ``reviews.services.scoring``). The version defaults to the model's production
+  per version per batch (see ``models_registry.scoring``). The version defaults to the model's production
   version; a batch naming no version for a model without a production version is answered 400.
+- Scoring happens before the write transaction opens (SQLite holds its write lock for a whole transaction).
 - Writes, in one transaction and with no query per item: predictions and their history rows, automatic
   decisions (with history and webhook outbox rows, via ``decisions_create_bulk``), review tasks and their
   history rows, then one chained ledger run holding a ``prediction.routed`` event per prediction followed, for
@@ -30,10 +31,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from jsonschema.exceptions import SchemaError
 
+from audits.events import LedgerEvent
 from audits.ledger import LedgerEntry, canonical_json, ledger_append_many, sha256_hex
 from hitl_platform.history import bulk_create_with_history_fast
 from models_registry.choices import Stage
+from models_registry.features import feature_validator
 from models_registry.models import MLModel, ModelVersion
+from models_registry.scoring import ScoringError, score_batch
 from models_registry.services import ml_model_check_writer
 from models_registry.validators import json_value_problem, sensitive_name_keys, sensitive_paths
 from reviews.choices import DecisionSource, Route, TaskStatus
@@ -42,13 +46,11 @@ from reviews.models import Decision, Prediction, ReviewTask
 from reviews.routing import Case, RoutingResult, route_case
 from reviews.selectors.predictions import existing_predictions_by_external_id, versions_for_intake
 from reviews.services.decisions import decisions_create_bulk
-from reviews.services.features import feature_validator
 from reviews.services.policies import (
     routing_policy_get_or_create_default,
     routing_policy_sha256,
     routing_policy_snapshot,
 )
-from reviews.services.scoring import ScoringError, score_batch
 
 MAX_BATCH_SIZE = 5000
 MAX_EXTERNAL_ID_LENGTH = 200
@@ -252,18 +254,23 @@ def _resolve_versions(model: MLModel, items: list[_Item], errors: list[IntakeErr
         item.version = version
 
 
-def _score(model: MLModel, items: list[_Item]) -> list[IntakeError]:
-    """Fill label, confidence and scores of unlabelled items: one predict_proba per version."""
+def _score(model: MLModel, items: list[_Item]) -> dict[int, IntakeError]:
+    """Fill label, confidence and scores of unlabelled items: one predict_proba per version.
+
+    Returns, by version id, why a version could not score its items (those keep no label). Called before the
+    write transaction opens: SQLite holds its write lock for the whole transaction, and scoring a batch takes
+    longer than storing it. Items that turn out to be replays are scored too, and their scores left unused.
+    """
     by_version: dict[int, list[_Item]] = {}
     for item in items:
         if item.label is None:
             by_version.setdefault(item.version.pk, []).append(item)
-    failures = []
-    for group in by_version.values():
+    failures = {}
+    for version_id, group in by_version.items():
         try:
             scored = score_batch(model=model, version=group[0].version, features=[item.features for item in group])
         except ScoringError as exc:
-            failures.append(IntakeError(None, "label", str(exc)))
+            failures[version_id] = IntakeError(None, "label", str(exc))
             continue
         for item, score in zip(group, scored, strict=True):
             item.label, item.confidence, item.scores = score.label, score.confidence, score.scores
@@ -287,7 +294,7 @@ def _stored_result(item: _Item, row: dict[str, Any]) -> dict[str, Any]:
 
 def _routed_entry(prediction: Prediction, version: ModelVersion, task: ReviewTask | None, actor) -> LedgerEntry:
     return LedgerEntry(
-        event_type="prediction.routed",
+        event_type=LedgerEvent.PREDICTION_ROUTED,
         object_type="reviews.prediction",
         object_id=prediction.pk,
         actor=actor,
@@ -313,7 +320,9 @@ def _routed_entry(prediction: Prediction, version: ModelVersion, task: ReviewTas
 
 
 @transaction.atomic
-def _store(*, model: MLModel, items: list[_Item], policy, actor) -> IntakeOutcome:
+def _store(
+    *, model: MLModel, items: list[_Item], policy, actor, scoring_failures: dict[int, IntakeError]
+) -> IntakeOutcome:
     existing = existing_predictions_by_external_id(model=model, external_ids=[item.external_id for item in items])
     results: list[dict[str, Any] | None] = [None] * len(items)
     conflicts = []
@@ -337,9 +346,12 @@ def _store(*, model: MLModel, items: list[_Item], policy, actor) -> IntakeOutcom
     if not new_items:
         return IntakeOutcome(results=results, created=0, replayed=len(items))
 
-    scoring_failures = _score(model, [item for _, item in new_items])
-    if scoring_failures:
-        raise IntakeValidationError(scoring_failures, total=len(items))
+    # Only a version that could not score an item to be stored fails the batch, as if only those were scored.
+    failed = {item.version.pk for _, item in new_items if item.label is None} & scoring_failures.keys()
+    if failed:
+        raise IntakeValidationError(
+            [failure for version_id, failure in scoring_failures.items() if version_id in failed], total=len(items)
+        )
     snapshot = routing_policy_snapshot(policy)
     policy_sha256 = routing_policy_sha256(policy)
     for _, item in new_items:
@@ -485,8 +497,9 @@ def predictions_ingest(*, model: MLModel, items: Sequence[Any], actor) -> Intake
         raise IntakeValidationError(errors, total=total)
 
     policy = routing_policy_get_or_create_default(model=model)
+    scoring_failures = _score(model, parsed)
     try:
-        return _store(model=model, items=parsed, policy=policy, actor=actor)
+        return _store(model=model, items=parsed, policy=policy, actor=actor, scoring_failures=scoring_failures)
     except IntegrityError:
         # A concurrent request stored some of these external_ids first (see the module docstring).
-        return _store(model=model, items=parsed, policy=policy, actor=actor)
+        return _store(model=model, items=parsed, policy=policy, actor=actor, scoring_failures=scoring_failures)

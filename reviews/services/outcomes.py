@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from audits.events import LedgerEvent
 from audits.ledger import ledger_append
 from hitl_platform.history import historise
 from models_registry.services import ml_model_check_writer
@@ -49,7 +50,7 @@ def prediction_report_outcome(
         historise(locked, actor=actor, reason=reason or f"Outcome reported: {label}.")
         locked.save(update_fields=["outcome_label", "outcome_reported_at", "outcome_reported_by"])
         ledger_append(
-            event_type="outcome.reported",
+            event_type=LedgerEvent.OUTCOME_REPORTED,
             object_type="reviews.prediction",
             object_id=locked.pk,
             actor=actor,

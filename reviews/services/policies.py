@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audits.events import LedgerEvent
 from audits.ledger import canonical_json, ledger_append, sha256_hex
 from hitl_platform.history import historise
 from models_registry.models import MLModel
@@ -134,7 +135,7 @@ def routing_policy_get_or_create_default(*, model: MLModel) -> RoutingPolicy:
             )
             policy.save()
             ledger_append(
-                event_type="policy.created",
+                event_type=LedgerEvent.POLICY_CREATED,
                 object_type="reviews.routingpolicy",
                 object_id=policy.pk,
                 payload=_policy_payload(policy, settings=routing_policy_settings(policy), reason=policy._change_reason),
@@ -191,7 +192,7 @@ def routing_policy_update(*, policy: RoutingPolicy, changes: dict, actor, reason
         historise(locked, actor=actor, reason=reason)
         locked.save(update_fields=[*diff, "updated_at"])
         ledger_append(
-            event_type="policy.changed",
+            event_type=LedgerEvent.POLICY_CHANGED,
             object_type="reviews.routingpolicy",
             object_id=locked.pk,
             actor=actor,
@@ -225,7 +226,7 @@ def routing_policy_set_stop_switch(*, policy: RoutingPolicy, on: bool, actor, re
         historise(locked, actor=actor, reason=reason)
         locked.save(update_fields=["stop_switch_on", "stop_switch_changed_at", "stop_switch_changed_by", "updated_at"])
         ledger_append(
-            event_type="policy.stop_switch",
+            event_type=LedgerEvent.POLICY_STOP_SWITCH,
             object_type="reviews.routingpolicy",
             object_id=locked.pk,
             actor=actor,

@@ -18,6 +18,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
+from audits.events import LedgerEvent
 from audits.ledger import LedgerEntry, ledger_append_many
 from hitl_platform.history import historise
 from reviews.choices import CLAIMABLE_TASK_STATUSES, AssignmentStatus, ConsensusRule, DecisionSource, TaskStatus
@@ -172,7 +173,7 @@ def review_submit(*, assignment_id: int, reviewer, label: str, rationale: str, t
     historise(assignment, actor=reviewer, reason="Review submitted")
     assignment.save(update_fields=["status", "finished_at"])
 
-    entries = [_review_entry(review, event_type="review.submitted", extra={"late": late})]
+    entries = [_review_entry(review, event_type=LedgerEvent.REVIEW_SUBMITTED, extra={"late": late})]
     decision, escalated = None, False
     votes = _current_votes(task) if not is_gold and task.status in CLAIMABLE_TASK_STATUSES else []
     if votes and len(votes) >= task.reviews_required:
@@ -258,7 +259,7 @@ def _resolve(
     task.save(update_fields=["status", "escalation_reason"])
     entries.append(
         LedgerEntry(
-            event_type="task.escalated",
+            event_type=LedgerEvent.TASK_ESCALATED,
             object_type="reviews.reviewtask",
             object_id=task.pk,
             payload={
@@ -312,7 +313,9 @@ def review_correct(
     ledger_append_many(
         [
             _review_entry(
-                correction, event_type="review.corrected", extra={"corrects_review_id": original.pk, "reason": reason}
+                correction,
+                event_type=LedgerEvent.REVIEW_CORRECTED,
+                extra={"corrects_review_id": original.pk, "reason": reason},
             )
         ]
     )
@@ -356,7 +359,7 @@ def task_adjudicate(*, task_id: int, adjudicator, label: str, reason: str, time_
     historise(task, actor=adjudicator, reason=f"Adjudicated: {reason}")
     task.save(update_fields=["status", "decided_at"])
     agreement = sum(vote == label for _, vote in votes) / len(votes) if votes else None
-    ledger_append_many([_review_entry(review, event_type="review.submitted")])
+    ledger_append_many([_review_entry(review, event_type=LedgerEvent.REVIEW_SUBMITTED)])
     decision = decision_record(
         prediction=task.prediction,
         final_label=label,

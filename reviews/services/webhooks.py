@@ -48,6 +48,7 @@ from models_registry.models import MLModel
 from models_registry.selectors import user_may_write_model
 from reviews.choices import DeliveryStatus
 from reviews.models import Webhook, WebhookDelivery
+from reviews.tasks import send_webhook_deliveries
 
 DECISION_FINAL_EVENT = "decision.final"
 AUDIT_FAILED_EVENT = "audit.failed"
@@ -216,9 +217,6 @@ def webhook_deliveries_enqueue(delivery_ids: Sequence[int]) -> None:
     """Send these outbox rows after the current transaction commits (never for a rolled-back decision)."""
     if not delivery_ids:
         return
-    # Imported here: the tasks module imports the services, which import this module.
-    from reviews.tasks import send_webhook_deliveries
-
     transaction.on_commit(partial(send_webhook_deliveries.delay, list(delivery_ids)))
 
 

@@ -13,6 +13,7 @@ from audits.models import DecisionEvent
 from models_registry.choices import PromotionStatus, Stage
 from models_registry.models import ModelVersion
 from models_registry.services import model_version_register, promotion_request_decide
+from tests.audits.factories import BiasAuditFactory
 from tests.models_registry.factories import MLModelFactory, ModelVersionFactory, PromotionRequestFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -72,6 +73,8 @@ def test_concurrent_production_approvals_leave_exactly_one_production_version(
     second = ModelVersionFactory(model=current.model, number=2)
     third = ModelVersionFactory(model=current.model, number=3)
     requests = [PromotionRequestFactory(version=version, requester=ml_engineer) for version in (second, third)]
+    BiasAuditFactory(version=second)
+    BiasAuditFactory(version=third)
     deciders = [compliance_officer, other_compliance_officer]
 
     def approve(request, decider):

@@ -12,7 +12,9 @@ import os
 import pytest
 import schemathesis
 from django.core.cache import cache
+from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from knox.models import AuthToken
@@ -43,6 +45,17 @@ VARIANTS = (
     (GenerationMode.POSITIVE, True),
     (GenerationMode.NEGATIVE, True),
 )
+
+
+@pytest.fixture(autouse=True)
+def connection_kept_between_requests():
+    """The WSGI application closes the database connection after each request (``close_old_connections``),
+    which would end the test's transaction on PostgreSQL; Django's own test client unhooks it the same way."""
+    for signal in (request_started, request_finished):
+        signal.disconnect(close_old_connections)
+    yield
+    for signal in (request_started, request_finished):
+        signal.connect(close_old_connections)
 
 
 @pytest.fixture

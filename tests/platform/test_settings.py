@@ -91,5 +91,5 @@ def test_every_periodic_job_names_a_task_the_workers_know():
     app.loader.import_default_modules()
     scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert scheduled <= set(app.tasks), scheduled - set(app.tasks)
-    assert {"reviews.tasks.sweep_review_queue", "audits.retention_purge", "audits.ledger_check_scheduled"} <= scheduled
+    assert {"reviews.sweep_review_queue", "audits.retention_purge", "audits.ledger_check_scheduled"} <= scheduled
     assert "audits.ledger_anchor" in scheduled

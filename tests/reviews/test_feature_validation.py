@@ -3,7 +3,7 @@
 import pytest
 from jsonschema.validators import validator_for
 
-from reviews.services.features import FeatureValidator
+from models_registry.features import FeatureValidator
 
 CREDIT = {
     "type": "object",

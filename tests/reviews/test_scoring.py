@@ -13,11 +13,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from audits.models import DecisionEvent
+from models_registry import scoring
 from models_registry.choices import Stage
 from models_registry.models import ModelVersion
 from reviews.choices import Route
 from reviews.models import Decision, Prediction, ReviewTask
-from reviews.services import scoring
 from reviews.services.intake import predictions_ingest
 from tests.models_registry.factories import (
     CREDIT_FEATURES,
