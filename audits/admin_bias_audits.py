@@ -1,13 +1,16 @@
 """The console's bias audit pages: the audits and the per-model audit policies (imported by audits.admin)."""
 
 from django import forms
-from django.contrib import admin
-from django.http import HttpRequest
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import reverse
 from simple_history.admin import SimpleHistoryAdmin
 
+from audits.choices import AuditStatus
 from audits.models import AuditPolicy, BiasAudit
-from audits.selectors.bias_audits import bias_audit_list
-from audits.services.bias_audits import POLICY_FIELDS, audit_policy_update
+from audits.selectors.bias_audit_report import bias_audit_report, bias_audit_with_figures, bias_audits_readable_by
+from audits.services.bias_audits import POLICY_FIELDS, audit_policy_update, bias_audit_retry
 from hitl_platform.admin_site import GovernedAdminMixin, HistoryVersionsReadOnlyMixin, timestamp_column
 
 
@@ -56,9 +59,57 @@ class BiasAuditAdmin(GovernedAdminMixin, SimpleHistoryAdmin):
     )
     fields = readonly_fields
     history_list_display = ("status", "verdict")
+    change_form_template = "admin/audits/biasaudit/change_form.html"
+    actions = ("run_again",)
 
     def get_queryset(self, request: HttpRequest):
-        return bias_audit_list()
+        return bias_audits_readable_by(request.user)
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field=None):
+        if from_field is not None:
+            return super().get_object(request, object_id, from_field)
+        try:
+            return bias_audit_with_figures(user=request.user, audit_id=object_id)
+        except (ValueError, ValidationError):
+            return None
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return request.user.has_perm("audits.add_biasaudit")
+
+    def has_request_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("audits.add_biasaudit")
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None):
+        return HttpResponseRedirect(reverse("admin:bias_audit_new"))
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            report = bias_audit_report(audit=obj, user=request.user)
+            version = f" v{obj.version.number}" if obj.version_id else ""
+            context.update(
+                report=report,
+                auto_refresh=report.in_progress,
+                title=f"Bias audit {obj.pk}: {obj.model.name}{version}",
+                subtitle=None,
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    @admin.action(description="Run again the selected audits that could not run", permissions=["request"])
+    def run_again(self, request: HttpRequest, queryset) -> None:
+        queued, refused = [], []
+        for audit in queryset.filter(status=AuditStatus.FAILED).select_related("model"):
+            try:
+                bias_audit_retry(audit=audit, actor=request.user)
+            except (PermissionDenied, ValidationError):
+                refused.append(str(audit.pk))
+            else:
+                queued.append(str(audit.pk))
+        if queued:
+            messages.success(request, f"Queued again: audit {', '.join(queued)}.")
+        if refused:
+            messages.warning(request, f"Not queued (no longer failed, or not yours to audit): {', '.join(refused)}.")
+        if not (queued or refused):
+            messages.info(request, "None of the selected audits failed to run: nothing to queue again.")
 
     @admin.display(description="attributes")
     def attributes(self, audit: BiasAudit) -> str:

@@ -3,7 +3,7 @@ from datetime import datetime, time, timedelta
 from django import forms
 from django.utils import timezone
 
-from audits.choices import ExportFormat, ExportKind
+from audits.choices import AuditPopulation, ExportFormat, ExportKind
 from audits.selectors.dashboard import DASHBOARD_PERIODS, DEFAULT_DASHBOARD_PERIOD
 from models_registry.models import MLModel
 from reviews.models import Prediction
@@ -58,4 +58,76 @@ class ExportRequestForm(forms.Form):
         return (
             datetime.combine(start, time.min, tzinfo=zone),
             datetime.combine(end + timedelta(days=1), time.min, tzinfo=zone),
+        )
+
+
+def _day_start(day) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=timezone.get_current_timezone())
+
+
+class BiasAuditRequestForm(forms.Form):
+    """What to audit: a model the user may audit, a population, some of its sensitive attributes, and optionally
+    one version and a period of received cases (whole days, inclusive)."""
+
+    model = forms.ModelChoiceField(queryset=MLModel.objects.none(), empty_label="Choose a model")
+    population = forms.ChoiceField(
+        choices=AuditPopulation.choices, widget=forms.RadioSelect, initial=AuditPopulation.DECISIONS
+    )
+    sensitive_attributes = forms.MultipleChoiceField(
+        widget=forms.CheckboxSelectMultiple,
+        label="Sensitive attributes",
+        help_text="Each is audited alone, then all of them together.",
+    )
+    version = forms.IntegerField(
+        required=False, min_value=1, label="Version number", help_text="Empty: the cases of every version."
+    )
+    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="Cases received from")
+    until = forms.DateField(
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        label="To (inclusive)",
+        help_text="Empty: until now.",
+    )
+
+    def __init__(self, *args, models, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["model"].queryset = models
+        chosen = self._chosen_model(models)
+        if chosen is not None:
+            choices = [(name, name) for name in chosen.sensitive_attributes or []]
+        else:
+            declared: dict[str, list[str]] = {}
+            for model in models:
+                for name in model.sensitive_attributes or []:
+                    declared.setdefault(name, []).append(model.name)
+            choices = [(name, f"{name} ({', '.join(owners)})") for name, owners in sorted(declared.items())]
+        self.fields["sensitive_attributes"].choices = choices
+
+    def _chosen_model(self, models) -> MLModel | None:
+        raw = self.data.get("model") if self.is_bound else self.initial.get("model")
+        if not raw or not str(raw).isdigit():
+            return None
+        return models.filter(pk=int(raw)).first()
+
+    def clean(self):
+        data = super().clean()
+        model = data.get("model")
+        if model is not None and not model.sensitive_attributes:
+            self.add_error("model", f"{model.name} declares no sensitive attributes: there is nothing to audit.")
+        number = data.get("version")
+        if model is not None and number is not None:
+            data["version"] = model.versions.filter(number=number).first()
+            if data["version"] is None:
+                self.add_error("version", f"{model.name} has no version {number}.")
+        since, until = data.get("since"), data.get("until")
+        if since and until and until < since:
+            self.add_error("until", "The last day cannot come before the first.")
+        return data
+
+    def period(self) -> tuple[datetime | None, datetime | None]:
+        """The days chosen as [since, until) datetimes in the current time zone; None where left empty."""
+        since, until = self.cleaned_data.get("since"), self.cleaned_data.get("until")
+        return (
+            _day_start(since) if since else None,
+            _day_start(until + timedelta(days=1)) if until else None,
         )

@@ -2,6 +2,7 @@
 appeal, ledger verification and head export, export requests and downloads. Thin: forms in, selectors and
 services do the work."""
 
+import io
 import json
 import logging
 from datetime import timedelta
@@ -18,8 +19,15 @@ from django.views.decorators.http import require_http_methods
 from kombu.exceptions import OperationalError
 
 from audits.charts import Series, horizontal_bars_svg, stacked_columns_svg
-from audits.choices import EXPORT_CONTENT_TYPES, JobStatus
-from audits.forms import DashboardPeriodForm, ExportRequestForm
+from audits.choices import EXPORT_CONTENT_TYPES, AuditStatus, JobStatus
+from audits.forms import BiasAuditRequestForm, DashboardPeriodForm, ExportRequestForm
+from audits.presentation import bias_audit_csv_rows
+from audits.selectors.bias_audit_report import (
+    bias_audit_run_settings,
+    bias_audit_with_figures,
+    bias_audits_readable_by,
+    ml_models_auditable_by,
+)
 from audits.selectors.cases import case_trail
 from audits.selectors.dashboard import (
     DASHBOARD_PERIODS,
@@ -35,9 +43,11 @@ from audits.selectors.ledger import (
     ledger_head_offered,
     ledger_standing,
 )
+from audits.services.bias_audits import bias_audit_request, bias_audit_retry
 from audits.services.exports import export_request
 from audits.services.ledger_checks import ledger_check_mismatches, ledger_check_request
 from audits.tasks import dashboard_refresh_task
+from hitl_platform.spreadsheet import csv_writer
 from reviews.forms import AppealForm
 from reviews.models import Decision
 from reviews.services.appeals import decision_reverse_on_appeal
@@ -221,3 +231,66 @@ def export_download(request: HttpRequest, export_id: int) -> FileResponse:
         filename=Path(export.file.name).name,
         content_type=EXPORT_CONTENT_TYPES[export.format],
     )
+
+
+@require_http_methods(["GET", "POST"])
+def bias_audit_new(request: HttpRequest) -> HttpResponse:
+    """Ask for a bias audit of a model the user may audit; a Celery task runs it and its page shows the report."""
+    _require(request, "audits.add_biasaudit")
+    fields = ("model", "population", "version", "since", "until")
+    initial = {key: request.GET[key] for key in fields if request.GET.get(key)}
+    if request.GET.getlist("sensitive_attributes"):
+        initial["sensitive_attributes"] = request.GET.getlist("sensitive_attributes")
+    form = BiasAuditRequestForm(request.POST or None, initial=initial, models=ml_models_auditable_by(request.user))
+    if request.method == "POST" and form.is_valid():
+        since, until = form.period()
+        try:
+            audit = bias_audit_request(
+                actor=request.user,
+                model=form.cleaned_data["model"],
+                population=form.cleaned_data["population"],
+                sensitive_attributes=form.cleaned_data["sensitive_attributes"],
+                version=form.cleaned_data["version"],
+                since=since,
+                until=until,
+            )
+        except ValidationError as exc:
+            for name, errors in exc.message_dict.items():
+                form.add_error(name if name in form.fields else None, errors)
+        else:
+            messages.success(request, f"Bias audit {audit.pk} queued: this page follows it until its report is ready.")
+            return redirect("admin:audits_biasaudit_change", audit.pk)
+    context = _context(request, "New bias audit", form=form)
+    return TemplateResponse(request, "admin/audits/biasaudit/new.html", context)
+
+
+def bias_audit_csv(request: HttpRequest, audit_id: int) -> HttpResponse:
+    """A finished audit's figures as CSV: one row per scope, group and metric, and one per between-group figure."""
+    _require(request, "audits.view_biasaudit")
+    audit = bias_audit_with_figures(user=request.user, audit_id=audit_id)
+    if audit is None:
+        raise Http404("No such bias audit.")
+    if audit.status != AuditStatus.SUCCEEDED:
+        raise Http404("This audit has no figures: it has not finished, or it could not run.")
+    thresholds, _ = bias_audit_run_settings(audit=audit)
+    content = io.StringIO()
+    csv_writer(content).writerows(bias_audit_csv_rows(audit=audit, policy_thresholds=thresholds))
+    response = HttpResponse(content.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="bias-audit-{audit.pk}-{audit.model.name}.csv"'
+    return response
+
+
+@require_http_methods(["POST"])
+def bias_audit_run_again(request: HttpRequest, audit_id: int) -> HttpResponse:
+    """Queue an audit that could not run again, from the start."""
+    _require(request, "audits.add_biasaudit")
+    audit = bias_audits_readable_by(request.user).filter(pk=audit_id).first()
+    if audit is None:
+        raise Http404("No such bias audit.")
+    try:
+        bias_audit_retry(audit=audit, actor=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(message for errors in exc.message_dict.values() for message in errors))
+    else:
+        messages.success(request, f"Bias audit {audit.pk} queued again.")
+    return redirect("admin:audits_biasaudit_change", audit.pk)

@@ -136,7 +136,8 @@ class Figures:
 
     def add(self, name: str, value: float, unit: str, *, target: float | None = None, higher_is_better=True) -> None:
         decimals = 2 if abs(value) < 10 else 1 if abs(value) < 100 else 0
-        shown = f"{value:,.{decimals}f} {unit}"
+        # A tiny figure (a numerical difference) would read 0.00: it is shown in scientific notation.
+        shown = f"{value:.2e} {unit}" if 0 < abs(value) < 0.01 else f"{value:,.{decimals}f} {unit}"
         if target is None:
             verdict = ""
         else:

@@ -145,5 +145,12 @@ class GovernanceAdminSite(admin.AdminSite):
             path("ledger/head.json", self.admin_view(views.ledger_head_download), name="ledger_head"),
             path("exports/new/", self.admin_view(views.export_new), name="export_new"),
             path("exports/<int:export_id>/download/", self.admin_view(views.export_download), name="export_download"),
+            path("bias-audits/new/", self.admin_view(views.bias_audit_new), name="bias_audit_new"),
+            path("bias-audits/<int:audit_id>/csv/", self.admin_view(views.bias_audit_csv), name="bias_audit_csv"),
+            path(
+                "bias-audits/<int:audit_id>/run-again/",
+                self.admin_view(views.bias_audit_run_again),
+                name="bias_audit_run_again",
+            ),
         ]
         return console + super().get_urls()

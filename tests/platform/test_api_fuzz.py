@@ -90,7 +90,9 @@ def _real_path_parameters(case, records: dict) -> None:
 
 def _exerciser(operation, *, mode, real_paths: bool, records: dict, headers: dict):
     @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(
+        max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True
+    )
     def exercise(case):
         # The token endpoint is throttled through the cache; the fuzzer must meet the API, not the limit.
         cache.clear()

@@ -175,6 +175,14 @@ MATRIX: dict[str, Expect] = {
     },
     # Adding an export opens the export request page (a redirect) for those who may export.
     EXPORT_ADD: Expect(row("302 302 302 302 302 302 302 302")),
+    # Asking for a bias audit opens its request page (a redirect) for those who may audit; its CSV and the
+    # "run again" button follow the audit's page.
+    "admin/audits/biasaudit/add/": Expect(row("302 302 302 302 302 302 302 302")),
+    "admin/bias-audits/new/": Expect(row("302 302 302 302 302 302 200 200")),
+    "admin/bias-audits/<int:audit_id>/csv/": Expect(row("302 302 302 302 302 302 200 200")),
+    "admin/bias-audits/<int:audit_id>/run-again/": Expect(
+        row("302 302 302 302 302 302 405 405"), post=row("302 302 302 302 302 302 302 302")
+    ),
     # Bias audit policies: compliance officers set them (with a reason, historised); nobody deletes one.
     **console_model("audits/auditpolicy", officer_reads=True, admin_adds=True, admin_deletes=False),
     "admin/audits/auditpolicy/add/": Expect(row("302 302 302 302 302 302 200 200")),
@@ -367,6 +375,7 @@ def fill(route: str, objects: dict, ids: dict) -> str:
         "<int:prediction_id>": ids["prediction_id"],
         "<int:decision_id>": ids["decision_id"],
         "<int:export_id>": ids["export_id"],
+        "<int:audit_id>": ids["audit_id"],
         "<int:policy_id>": ids["policy_id"],
         "<slug:name>": ids["name"],
         "<int:number>": ids["number"],
