@@ -303,6 +303,15 @@ class TestNewAudit:
     def url(self) -> str:
         return reverse("admin:bias_audit_new")
 
+    def test_the_page_carries_nothing_the_policy_refuses(self, officer_client, version):
+        response = officer_client.get(self.url(), {"model": version.model.pk})
+
+        assert refused_markup(response.content.decode(), csp_directives(response["Content-Security-Policy"])) == []
+        assert response.context["form"].fields["sensitive_attributes"].choices == [
+            ("sex", "sex"),
+            ("age_band", "age_band"),
+        ]
+
     def test_adding_an_audit_opens_the_new_audit_page(self, officer_client):
         response = officer_client.get(reverse("admin:audits_biasaudit_add"))
 
@@ -444,6 +453,7 @@ def test_the_models_page_lists_its_latest_audits_with_their_verdicts(officer_cli
     response = officer_client.get(reverse("admin:models_registry_mlmodel_change", args=[version.model.pk]))
 
     html = response.content.decode()
+    assert refused_markup(html, csp_directives(response["Content-Security-Policy"])) == []
     block = re.search(r'<div class="module hitl-model-audits" id="model-bias-audits">.*?</div>', html, re.S).group(0)
     links = re.findall(r'href="/admin/audits/biasaudit/(\d+)/change/"', block)
     assert links[0] == str(failed.pk) and len(links) == 10 and str(audits[0].pk) not in links
