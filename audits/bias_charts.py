@@ -235,3 +235,41 @@ def dot_whisker_svg(
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def ratio_trend_svg(
+    *, chart_id: str, title: str, points: Sequence[tuple[str, float]], threshold: float | None, width: int = 180
+) -> str:
+    """A model's key ratio (0..1) over its last audits, oldest first, as a line with a dot per audit and the
+    threshold as a dashed line; the dot of an audit below the threshold is marked. ``points``: (label, ratio)."""
+    height, pad = 40, 6
+    plot_w, plot_h = width - 2 * pad, height - 2 * pad
+
+    def y_of(number: float) -> float:
+        return pad + plot_h * (1 - min(max(number, 0.0), 1.0))
+
+    def x_of(index: int) -> float:
+        return pad + (plot_w * index / (len(points) - 1) if len(points) > 1 else plot_w / 2)
+
+    parts = [
+        f'<svg class="hitl-trend" id="{escape(chart_id)}" role="img" aria-label="{escape(title)}" '
+        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">'
+        f"<title>{escape(title)}</title>"
+    ]
+    if threshold is not None:
+        y = y_of(threshold)
+        parts.append(
+            f'<line class="threshold" x1="{pad}" x2="{width - pad}" y1="{y:.1f}" y2="{y:.1f}">'
+            f"<title>threshold {threshold:g}</title></line>"
+        )
+    if len(points) > 1:
+        path = " ".join(f"{x_of(index):.1f},{y_of(value):.1f}" for index, (_, value) in enumerate(points))
+        parts.append(f'<polyline class="trend-line" points="{path}"/>')
+    for index, (label, value) in enumerate(points):
+        below = threshold is not None and value < threshold
+        parts.append(
+            f'<circle class="dot {"fail" if below else "pass"}" cx="{x_of(index):.1f}" cy="{y_of(value):.1f}" r="3">'
+            f"<title>{escape(label)}: {value:.2f}</title></circle>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)

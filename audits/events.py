@@ -35,3 +35,8 @@ class LedgerEvent:
 LEDGER_EVENT_TYPES: tuple[str, ...] = tuple(
     value for name, value in vars(LedgerEvent).items() if name.isupper() and isinstance(value, str)
 )
+
+# The object type of a bias audit's events. The other governed records are named by their model's label
+# ("reviews.decision"); audits were named before that convention held here, and the name is hashed into every
+# sealed audit event, so it stays.
+BIAS_AUDIT_OBJECT_TYPE = "bias_audit"

@@ -1017,7 +1017,13 @@ def _sentence(
             f"to {_shown(interval[1], is_ratio=is_ratio)}"
         )
     rates = f"({_percent(low_rate)} against {_percent(high_rate)}{'; ' + spread if spread else ''})"
-    if rate == "selection_rate" and is_ratio:
+    if low_rate == high_rate:
+        # argmin and argmax of equal rates name one group twice: say what is true, that no group differs.
+        text = (
+            f"every compared group has the same {_rate_words(rate, positive, False)} ({_percent(low_rate)}), so "
+            f"{_METRIC_WORDS[metric]} is {shown}{f' ({spread})' if spread else ''}"
+        )
+    elif rate == "selection_rate" and is_ratio:
         text = f"cases with {low.label} received {positive} at {shown} of the rate of cases with {high.label} {rates}"
     elif is_ratio:
         text = (

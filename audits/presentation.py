@@ -26,6 +26,7 @@ from audits.bias_charts import (
     group_bars_svg,
     paired_bars_svg,
     percent,
+    ratio_trend_svg,
 )
 from audits.choices import AuditPopulation, AuditStatus, AuditTrigger, AuditVerdict
 from audits.fairness import (
@@ -39,6 +40,7 @@ from audits.fairness import (
     TRUE_POSITIVE_RATE,
 )
 from audits.models import BiasAudit, DecisionEvent
+from audits.selectors.bias_audits import ModelAuditStanding
 
 # (name, what it measures); "{positive}" is the model's favourable label.
 METRIC_WORDS = {
@@ -663,6 +665,60 @@ def bias_audit_report_build(
     )
     report.reviewers.extend(_reviewer_rows(result.get("by_reviewer") or {}))
     return report
+
+
+@dataclass
+class DashboardAuditRow:
+    """One model's line in the dashboard's bias-audit table."""
+
+    model_name: str
+    audit: BiasAudit | None
+    verdict_words: str
+    verdict_class: str
+    population_words: str
+    key_ratio: str
+    trend_svg: SafeString
+
+
+def _lowercase_article(words: str) -> str:
+    return words[0].lower() + words[1:] if words.startswith("The ") else words
+
+
+def dashboard_audit_rows(
+    *, models: list[tuple[int, str]], standing: Mapping[int, ModelAuditStanding]
+) -> list[DashboardAuditRow]:
+    """Each model's latest audit verdict and its key ratio's trend, in the models' order; ``models``: (id, name)."""
+    rows = []
+    for model_id, name in models:
+        audit_standing = standing.get(model_id)
+        if audit_standing is None:
+            rows.append(DashboardAuditRow(name, None, "Never audited", "verdict-unjudged", "", "\u2013", mark_safe("")))
+            continue
+        latest = audit_standing.latest
+        points = [
+            (f"audit {audit.pk}, {_moment(audit.finished_at)}", audit.key_ratio)
+            for audit in audit_standing.trend
+            if audit.key_ratio is not None
+        ]
+        trend = ratio_trend_svg(
+            chart_id=f"audit-trend-{model_id}",
+            title=f"{name}: lowest demographic parity ratio over its last {len(points)} audits of "
+            f"{_lowercase_article(AuditPopulation(latest.population).label)}",
+            points=points,
+            threshold=audit_standing.parity_ratio_min,
+        )
+        rows.append(
+            DashboardAuditRow(
+                model_name=name,
+                audit=latest,
+                verdict_words=AuditVerdict(latest.verdict).label if latest.verdict else "No verdict",
+                verdict_class=_verdict_class(latest.verdict),
+                population_words=AuditPopulation(latest.population).label,
+                key_ratio=f"{latest.key_ratio:.2f}" if latest.key_ratio is not None else "\u2013",
+                trend_svg=mark_safe(trend) if points else mark_safe(""),  # built by bias_charts, which escapes
+            )
+        )
+    return rows
 
 
 # CSV

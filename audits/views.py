@@ -19,15 +19,16 @@ from django.views.decorators.http import require_http_methods
 from kombu.exceptions import OperationalError
 
 from audits.charts import Series, horizontal_bars_svg, stacked_columns_svg
-from audits.choices import EXPORT_CONTENT_TYPES, AuditStatus, JobStatus
+from audits.choices import EXPORT_CONTENT_TYPES, AuditStatus, JobStatus, LedgerCheckStatus
 from audits.forms import BiasAuditRequestForm, DashboardPeriodForm, ExportRequestForm
-from audits.presentation import bias_audit_csv_rows
+from audits.presentation import bias_audit_csv_rows, dashboard_audit_rows
 from audits.selectors.bias_audit_report import (
     bias_audit_run_settings,
     bias_audit_with_figures,
     bias_audits_readable_by,
     ml_models_auditable_by,
 )
+from audits.selectors.bias_audits import bias_audit_standing_per_model
 from audits.selectors.cases import case_trail
 from audits.selectors.dashboard import (
     DASHBOARD_PERIODS,
@@ -100,8 +101,14 @@ def dashboard_context(request: HttpRequest) -> dict:
             Series("not decided yet", "s-open", [m.volume - m.decided for m in dashboard.models]),
         ],
     )
+    audit_rows = dashboard_audit_rows(
+        models=[(m.model_id, m.name) for m in dashboard.models],
+        standing=bias_audit_standing_per_model(model_ids=[m.model_id for m in dashboard.models]),
+    )
     return {
         "dashboard": dashboard,
+        "audit_rows": audit_rows,
+        "may_view_audits": request.user.has_perm("audits.view_biasaudit"),
         "ledger_standing": ledger_standing(),
         "period_form": form,
         "trend_svg": mark_safe(trend),  # built by audits.charts, which escapes every label
@@ -159,7 +166,10 @@ def ledger_page(request: HttpRequest) -> HttpResponse:
     _require(request, "audits.verify_ledger")
     if request.method == "POST":
         check = ledger_check_request(actor=request.user)
-        messages.info(request, f"Verification {check.pk} queued: the whole chain is recomputed.")
+        if check.status == LedgerCheckStatus.FAILED:
+            messages.error(request, f"Verification {check.pk} could not start. {check.problem}")
+        else:
+            messages.info(request, f"Verification {check.pk} queued: the whole chain is recomputed.")
         return redirect("admin:ledger")
     checks = ledger_checks_recent()
     reconciliation = ledger_check_latest_reconciliation()
@@ -214,7 +224,10 @@ def export_new(request: HttpRequest) -> HttpResponse:
             for field, errors in exc.message_dict.items():
                 form.add_error(field if field in form.fields else None, errors)
         else:
-            messages.success(request, f"Export {export.pk} requested.")
+            if export.status == JobStatus.FAILED:
+                messages.error(request, f"Export {export.pk} could not start. {export.error}")
+            else:
+                messages.success(request, f"Export {export.pk} requested.")
             return redirect("admin:audits_export_change", export.pk)
     return TemplateResponse(request, "admin/audits/export_new.html", _context(request, "New export", form=form))
 
@@ -258,7 +271,12 @@ def bias_audit_new(request: HttpRequest) -> HttpResponse:
             for name, errors in exc.message_dict.items():
                 form.add_error(name if name in form.fields else None, errors)
         else:
-            messages.success(request, f"Bias audit {audit.pk} queued: this page follows it until its report is ready.")
+            if audit.status == AuditStatus.FAILED:
+                messages.error(request, f"Bias audit {audit.pk} could not start. {audit.error}")
+            else:
+                messages.success(
+                    request, f"Bias audit {audit.pk} queued: this page follows it until its report is ready."
+                )
             return redirect("admin:audits_biasaudit_change", audit.pk)
     context = _context(request, "New bias audit", form=form)
     return TemplateResponse(request, "admin/audits/biasaudit/new.html", context)
@@ -288,9 +306,12 @@ def bias_audit_run_again(request: HttpRequest, audit_id: int) -> HttpResponse:
     if audit is None:
         raise Http404("No such bias audit.")
     try:
-        bias_audit_retry(audit=audit, actor=request.user)
+        audit = bias_audit_retry(audit=audit, actor=request.user)
     except ValidationError as exc:
         messages.error(request, " ".join(message for errors in exc.message_dict.values() for message in errors))
     else:
-        messages.success(request, f"Bias audit {audit.pk} queued again.")
+        if audit.status == AuditStatus.FAILED:
+            messages.error(request, f"Bias audit {audit.pk} could not start again. {audit.error}")
+        else:
+            messages.success(request, f"Bias audit {audit.pk} queued again.")
     return redirect("admin:audits_biasaudit_change", audit.pk)

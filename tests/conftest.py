@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+import kombu.pools
 import pytest
 from django.db import connection
 from knox.models import AuthToken
@@ -135,6 +136,47 @@ def celery_queue(transactional_db, settings, worker_id) -> Iterator[str]:
         yield queue
     finally:
         celery_app.conf.task_always_eager, celery_app.conf.task_default_queue = previous
+
+
+@pytest.fixture
+def broker_unreachable(settings) -> Iterator[Callable[[], None]]:
+    """The task queue is down: eager off and a broker URL nothing listens on, so sending a task fails at once.
+
+    It yields ``back()``, which brings the queue back (eager Celery, as on a laptop) within the test.
+    """
+    from hitl_platform.celery import app as celery_app
+
+    names = ("task_always_eager", "broker_url", "task_publish_retry", "broker_connection_timeout")
+    previous = {name: celery_app.conf[name] for name in names}
+    _celery_pools_drop(celery_app)
+    celery_app.conf.update(
+        task_always_eager=False,
+        broker_url="redis://127.0.0.1:9/0",
+        task_publish_retry=False,
+        broker_connection_timeout=1,
+    )
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    restored = False
+
+    def back() -> None:
+        nonlocal restored
+        if not restored:
+            restored = True
+            _celery_pools_drop(celery_app)
+            celery_app.conf.update(previous)
+
+    try:
+        yield back
+    finally:
+        back()
+
+
+def _celery_pools_drop(celery_app) -> None:
+    """Forget every cached broker connection and producer (the app's and kombu's), so the next send connects to
+    the broker configured now."""
+    kombu.pools.reset()
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
 
 
 @pytest.fixture

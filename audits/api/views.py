@@ -16,7 +16,7 @@ from audits.api.serializers import (
     ExportRequestSerializer,
     ExportSerializer,
 )
-from audits.choices import EXPORT_CONTENT_TYPES, JobStatus
+from audits.choices import EXPORT_CONTENT_TYPES, AuditStatus, JobStatus
 from audits.models import BiasAudit, Export
 from audits.selectors.bias_audits import bias_audit_list
 from audits.selectors.exports import exports_visible_to
@@ -42,13 +42,17 @@ class ExportListCreateView(OwnExportsMixin, generics.ListAPIView):
     required_permissions = {"GET": ("audits.view_export",), "POST": ("audits.add_export",)}
     serializer_class = ExportSerializer
 
-    @extend_schema(request=ExportRequestSerializer, responses={202: ExportSerializer}, tags=["exports"])
+    @extend_schema(
+        request=ExportRequestSerializer, responses={202: ExportSerializer, 503: ExportSerializer}, tags=["exports"]
+    )
     def post(self, request):
         serializer = ExportRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         export = export_request(actor=request.user, **serializer.validated_data)
         export.refresh_from_db()
-        return Response(ExportSerializer(export, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
+        return _accepted_or_unavailable(
+            ExportSerializer(export, context={"request": request}).data, sent=export.status != JobStatus.FAILED
+        )
 
 
 class ExportDetailView(OwnExportsMixin, generics.RetrieveAPIView):
@@ -103,6 +107,7 @@ class BiasAuditsOfModelView(generics.ListAPIView):
             400: OpenApiTypes.OBJECT,
             403: OpenApiTypes.OBJECT,
             404: OpenApiTypes.OBJECT,
+            503: BiasAuditSerializer,
         },
         tags=["bias audits"],
     )
@@ -124,7 +129,9 @@ class BiasAuditsOfModelView(generics.ListAPIView):
         except DjangoPermissionDenied as exc:
             raise PermissionDenied(str(exc)) from exc
         audit.refresh_from_db()
-        return Response(BiasAuditSerializer(audit, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
+        return _accepted_or_unavailable(
+            BiasAuditSerializer(audit, context={"request": request}).data, sent=audit.status != AuditStatus.FAILED
+        )
 
 
 class BiasAuditDetailView(generics.RetrieveAPIView):
@@ -140,3 +147,11 @@ class BiasAuditDetailView(generics.RetrieveAPIView):
         return BiasAudit.objects.select_related("model", "version", "requested_by").filter(
             model__in=ml_models_readable_by(self.request.user)
         )
+
+
+def _accepted_or_unavailable(data, *, sent: bool) -> Response:
+    """202 with the queued job; 503 (with the job, failed with its reason, and Retry-After) when the task queue
+    refused it: the job exists and can be retried, but nothing will run it until the broker is back."""
+    if sent:
+        return Response(data, status=status.HTTP_202_ACCEPTED)
+    return Response(data, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "60"})

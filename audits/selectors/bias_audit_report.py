@@ -7,15 +7,14 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import QuerySet
 
 from audits.choices import AuditPopulation
+from audits.events import BIAS_AUDIT_OBJECT_TYPE, LedgerEvent
 from audits.models import BiasAudit, DecisionEvent
 from audits.presentation import BiasAuditReport, bias_audit_report_build
 from audits.selectors.bias_audits import bias_audit_list
-from audits.services.bias_audits import AUDIT_FINISHED_EVENT
 from models_registry.models import MLModel
 from models_registry.selectors import ml_models_readable_by, ml_models_writable_by, user_reads_every_model
 
 # The object type ``audits.services.bias_audits`` seals an audit's event under.
-LEDGER_OBJECT_TYPE = "bias_audit"
 
 
 def bias_audits_readable_by(user: AbstractBaseUser) -> QuerySet[BiasAudit]:
@@ -53,7 +52,7 @@ def bias_audit_finished_event(*, audit: BiasAudit) -> DecisionEvent | None:
     """The ledger event that sealed the audit's verdict and inputs, or None before it finished."""
     return (
         DecisionEvent.objects.filter(
-            event_type=AUDIT_FINISHED_EVENT, object_type=LEDGER_OBJECT_TYPE, object_id=str(audit.pk)
+            event_type=LedgerEvent.AUDIT_FINISHED, object_type=BIAS_AUDIT_OBJECT_TYPE, object_id=str(audit.pk)
         )
         .only("id", "event_type", "created_at")
         .order_by("-id")

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
-from django.db.models import Case, CharField, Count, F, Q, QuerySet, Value, When
+from django.db.models import Case, CharField, Count, F, Q, QuerySet, Value, When, Window
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, RowNumber
 
 from audits.choices import AuditPopulation, AuditStatus
 from audits.fairness import COUNT, FINAL_LABEL, MODEL_LABEL, REVIEW_LABEL, REVIEWER, Y_PRED, Y_TRUE
@@ -160,17 +160,53 @@ def bias_audit_list(*, model_ids=None) -> QuerySet[BiasAudit]:
     return audits.order_by("-created_at", "-id")
 
 
-def bias_audit_latest_per_model(*, model_ids) -> dict[int, BiasAudit]:
-    """Each model's newest finished audit (any population), for the dashboard: one query."""
-    newest = (
-        BiasAudit.objects.filter(model_id__in=list(model_ids), status=AuditStatus.SUCCEEDED)
+@dataclass(frozen=True)
+class ModelAuditStanding:
+    """A model's newest finished audit and the key ratio of its last audits of the same population, oldest first."""
+
+    latest: BiasAudit
+    trend: list[BiasAudit]
+    parity_ratio_min: float
+
+
+def bias_audit_standing_per_model(*, model_ids, trend_length: int = 12) -> dict[int, ModelAuditStanding]:
+    """Each model's newest finished audit (any population), its key-ratio trend and the model's current
+    four-fifths threshold, for the dashboard: two queries whatever the number of models and audits.
+
+    The trend holds only audits of the newest one's population: a model population's ratio and a decisions
+    population's ratio are different quantities and are never drawn on one line.
+    """
+    model_ids = list(model_ids)
+    ranked = (
+        BiasAudit.objects.filter(model_id__in=model_ids, status=AuditStatus.SUCCEEDED)
+        .annotate(
+            rank=Window(
+                RowNumber(),
+                partition_by=[F("model_id"), F("population")],
+                order_by=[F("finished_at").desc(), F("id").desc()],
+            )
+        )
+        .filter(rank__lte=trend_length)
         .order_by("model_id", "-finished_at", "-id")
         .only("id", "model_id", "population", "verdict", "passed", "finished_at", "summary", "version_id", "key_ratio")
     )
-    latest: dict[int, BiasAudit] = {}
-    for audit in newest:
-        latest.setdefault(audit.model_id, audit)
-    return latest
+    by_model: dict[int, list[BiasAudit]] = {}
+    thresholds = dict(
+        AuditPolicy.objects.filter(model_id__in=model_ids).values_list("model_id", "demographic_parity_ratio_min")
+    )
+    default_threshold = AuditPolicy._meta.get_field("demographic_parity_ratio_min").default
+    for audit in ranked:
+        by_model.setdefault(audit.model_id, []).append(audit)
+    standing = {}
+    for model_id, audits in by_model.items():
+        latest = audits[0]
+        same_population = [audit for audit in audits if audit.population == latest.population]
+        standing[model_id] = ModelAuditStanding(
+            latest=latest,
+            trend=list(reversed(same_population)),
+            parity_ratio_min=thresholds.get(model_id, default_threshold),
+        )
+    return standing
 
 
 def bias_audit_latest_passing(*, version_id: int, since: datetime) -> BiasAudit | None:
@@ -199,13 +235,3 @@ def bias_audit_latest_of_version(*, version_id: int, succeeded: bool = True) -> 
         .only("id", "status", "finished_at", "passed", "verdict", "inputs_sha256", "error")
         .first()
     )
-
-
-def bias_audit_ratio_trend(*, model_id: int, limit: int = 12) -> list[BiasAudit]:
-    """The model's last finished audits of its decisions, oldest first, with their key ratio: the dashboard trend."""
-    audits = (
-        BiasAudit.objects.filter(model_id=model_id, status=AuditStatus.SUCCEEDED, key_ratio__isnull=False)
-        .order_by("-finished_at", "-id")
-        .only("id", "finished_at", "key_ratio", "population", "verdict")[:limit]
-    )
-    return list(reversed(audits))

@@ -27,7 +27,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audits.choices import AuditPopulation, AuditStatus, AuditTrigger, AuditVerdict
-from audits.events import LedgerEvent
+from audits.events import BIAS_AUDIT_OBJECT_TYPE, LedgerEvent
 from audits.fairness import (
     DEMOGRAPHIC_PARITY_RATIO,
     REVIEWER,
@@ -51,6 +51,7 @@ from audits.selectors.bias_audits import (
 )
 from audits.tasks import bias_audit_run_task
 from hitl_platform.history import historise
+from hitl_platform.queueing import task_send_on_commit
 from hitl_platform.roles import Role
 from models_registry.models import MLModel, ModelVersion, PromotionRequest
 from models_registry.selectors import user_may_write_model
@@ -58,7 +59,6 @@ from reviews.services.webhooks import AUDIT_FAILED_EVENT, webhook_event_fan_out
 
 logger = logging.getLogger(__name__)
 
-AUDIT_FINISHED_EVENT = LedgerEvent.AUDIT_FINISHED
 MAX_ATTEMPTS = 3
 # A run beats at least every stage; one silent for this long lost its worker.
 STALE_AFTER = timedelta(minutes=10)
@@ -147,7 +147,7 @@ def bias_audit_request(
     )
     historise(audit, actor=actor, reason=f"Audit requested ({AuditTrigger(trigger).label.lower()})")
     audit.save()
-    transaction.on_commit(lambda: bias_audit_run_task.delay(audit.pk))
+    _send(audit)
     return audit
 
 
@@ -160,8 +160,28 @@ def bias_audit_retry(*, audit: BiasAudit, actor) -> BiasAudit:
         if audit.status != AuditStatus.FAILED:
             raise ValidationError({"status": [f"Only a failed audit can be retried; this one is {audit.status}."]})
         _set_status(audit, AuditStatus.QUEUED, actor=actor, reason="Retry requested", error="", progress=0)
-        transaction.on_commit(lambda: bias_audit_run_task.delay(audit.pk))
+        _send(audit)
     return audit
+
+
+def _send(audit: BiasAudit) -> None:
+    """Queue the audit's run; if the broker refuses it, the audit fails at once with the reason, to be retried."""
+
+    def not_started(reason: str) -> None:
+        with transaction.atomic():
+            current = BiasAudit.objects.select_for_update().get(pk=audit.pk)
+            if current.status == AuditStatus.QUEUED:
+                _set_status(
+                    current,
+                    AuditStatus.FAILED,
+                    actor=None,
+                    reason="Not started: the task queue is unreachable",
+                    error=reason,
+                    finished_at=timezone.now(),
+                )
+        audit.refresh_from_db(fields=["status", "error", "finished_at"])
+
+    task_send_on_commit(bias_audit_run_task, audit.pk, on_unreachable=not_started)
 
 
 def bias_audits_requeue_stale(*, now: datetime | None = None) -> list[int]:
@@ -399,8 +419,8 @@ def _finish(audit: BiasAudit, computation: AuditComputation) -> None:
             finished_at=timezone.now(),
         )
         ledger_append(
-            event_type=AUDIT_FINISHED_EVENT,
-            object_type="bias_audit",
+            event_type=LedgerEvent.AUDIT_FINISHED,
+            object_type=BIAS_AUDIT_OBJECT_TYPE,
             object_id=audit.pk,
             payload={
                 "model_id": audit.model_id,

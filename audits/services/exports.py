@@ -15,6 +15,7 @@ from audits.exports import write_case_export, write_decisions_export
 from audits.models import Export
 from audits.tasks import export_run_task
 from hitl_platform.history import historise
+from hitl_platform.queueing import task_send_on_commit
 from models_registry.models import MLModel
 from reviews.models import Prediction
 
@@ -62,7 +63,17 @@ def export_request(
     )
     historise(export, actor=actor, reason="Export requested")
     export.save()
-    transaction.on_commit(lambda: export_run_task.delay(export.pk))
+
+    def not_started(reason: str) -> None:
+        _export_set_status(
+            export,
+            JobStatus.FAILED,
+            "Not started: the task queue is unreachable",
+            error=reason,
+            finished_at=timezone.now(),
+        )
+
+    task_send_on_commit(export_run_task, export.pk, on_unreachable=not_started)
     return export
 
 

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import transaction
 from django.utils import timezone
 
 from audits.anchors import Anchor, AnchorFormatError, anchor_make, anchor_sink
@@ -31,6 +30,7 @@ from audits.ledger import (
 from audits.models import LedgerCheck
 from audits.services.reconciliation import Mismatch, governed_rows_reconcile
 from audits.tasks import ledger_check_task
+from hitl_platform.queueing import task_send_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,14 @@ def ledger_check_request(*, actor, origin: str = LedgerCheckOrigin.CONSOLE) -> L
     """Queue a full verification of the chain; ``actor`` None means the schedule asked."""
     requested_by = actor if getattr(actor, "is_authenticated", False) else None
     check = LedgerCheck.objects.create(requested_by=requested_by, origin=origin)
-    transaction.on_commit(lambda: ledger_check_task.delay(check.pk))
+
+    def not_started(reason: str) -> None:
+        LedgerCheck.objects.filter(pk=check.pk, status=LedgerCheckStatus.QUEUED).update(
+            status=LedgerCheckStatus.FAILED, problem=reason, finished_at=timezone.now()
+        )
+        check.refresh_from_db(fields=["status", "problem", "finished_at"])
+
+    task_send_on_commit(ledger_check_task, check.pk, on_unreachable=not_started)
     return check
 
 

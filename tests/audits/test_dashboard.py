@@ -7,12 +7,15 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from audits.choices import AuditPopulation, AuditVerdict
 from audits.models import DashboardDay
+from audits.selectors.bias_audits import bias_audit_standing_per_model
 from audits.selectors.dashboard import dashboard_figures
 from audits.services.dashboard import dashboard_refresh_recent
 from reviews.choices import AssignmentStatus, DecisionSource, Route, TaskStatus
 from reviews.models import Decision, RoutingPolicy
-from tests.models_registry.factories import MLModelFactory
+from tests.audits.factories import BiasAuditFactory
+from tests.models_registry.factories import MLModelFactory, ModelVersionFactory
 from tests.reviews.factories import AssignmentFactory, PredictionFactory, ReviewFactory, ReviewTaskFactory
 
 
@@ -134,11 +137,13 @@ def test_an_unknown_period_shows_a_form_error_and_the_default_period(client, com
     assert "Select a valid choice" in response.content.decode()
 
 
-def test_the_dashboard_runs_at_most_eight_queries_whatever_the_data(
-    client, compliance_officer, credit_cases, django_assert_max_num_queries, reviewer_a, reviewer_b
+def test_the_dashboard_runs_nine_queries_whatever_the_data(
+    client, compliance_officer, credit_cases, django_assert_num_queries, reviewer_a, reviewer_b
 ):
+    # Session, user, permissions, the rollup's freshness, the ledger standing (check and reviewer), the models
+    # with their queue, the days, and the audits with their thresholds.
     client.force_login(compliance_officer)
-    with django_assert_max_num_queries(8) as few:
+    with django_assert_num_queries(9):
         client.get(reverse("admin:index"))
 
     version = credit_cases.versions.get()
@@ -146,13 +151,15 @@ def test_the_dashboard_runs_at_most_eight_queries_whatever_the_data(
         prediction = _case(version, label="approve", final="deny", source=DecisionSource.CONSENSUS)
         _reviews(prediction, ["deny", "approve"], [reviewer_a, reviewer_b])
     for n in range(5):
-        MLModelFactory(name=f"extra-model-{n}")
+        extra = MLModelFactory(name=f"extra-model-{n}")
+        BiasAuditFactory(version=ModelVersionFactory(model=extra), key_ratio=0.9)
+    BiasAuditFactory.create_batch(3, version=version, population=AuditPopulation.DECISIONS)
     dashboard_refresh_recent(days=90)
 
-    with django_assert_max_num_queries(8) as more:
+    with django_assert_num_queries(9):
         response = client.get(reverse("admin:index"), {"days": 90})
     assert "extra-model-4" in response.content.decode()
-    assert len(few) == len(more)
+    assert response.content.decode().count('<svg class="hitl-trend"') == 6
 
 
 def test_the_page_rebuilds_figures_that_are_not_fresh(client, compliance_officer, credit_cases):
@@ -176,3 +183,63 @@ def test_a_refresh_replaces_the_days_it_covers_and_keeps_older_ones(credit_cases
     assert set(DashboardDay.objects.filter(day__lt=timezone.localdate() - timedelta(days=10)).values_list("day")) == (
         old_days
     )
+
+
+def test_each_model_shows_its_latest_audit_verdict_and_the_trend_of_its_key_ratio(
+    client, compliance_officer, credit_cases
+):
+    version = credit_cases.versions.get()
+    now = timezone.now()
+    for days_ago, ratio, passed in ((30, 0.91, True), (20, 0.84, True), (10, 0.72, False)):
+        BiasAuditFactory(
+            version=version,
+            key_ratio=ratio,
+            passed=passed,
+            verdict=AuditVerdict.PASSED if passed else AuditVerdict.FAILED,
+            finished_at=now - timedelta(days=days_ago),
+            summary=[f"The audit {'passed' if passed else 'failed'} at {ratio}."],
+        )
+    # A newer audit of another population is the latest verdict, but a decisions ratio is not drawn on the line
+    # of the model's ratio: its trend is its own.
+    latest = BiasAuditFactory(
+        version=version, population=AuditPopulation.DECISIONS, key_ratio=0.95, finished_at=now - timedelta(days=1)
+    )
+    client.force_login(compliance_officer)
+
+    response = client.get(reverse("admin:index"))
+
+    rows = {row.model_name: row for row in response.context["audit_rows"]}
+    credit = rows[credit_cases.name]
+    assert (credit.audit, credit.verdict_words) == (latest, "Passed")
+    assert (credit.population_words, credit.key_ratio) == ("The final decisions", "0.95")
+    assert rows["idle-model"].verdict_words == "Never audited" and rows["idle-model"].trend_svg == ""
+    html = response.content.decode()
+    assert reverse("admin:audits_biasaudit_change", args=[latest.pk]) in html
+    assert html.count('<svg class="hitl-trend"') == 1
+    BiasAuditFactory(
+        version=version,
+        population=AuditPopulation.DECISIONS,
+        key_ratio=0.75,
+        passed=False,
+        verdict=AuditVerdict.FAILED,
+        finished_at=now - timedelta(days=40),
+    )
+    trend = client.get(reverse("admin:index")).context["audit_rows"][0].trend_svg
+    assert re.findall(r'<circle class="dot (\w+)"', trend) == ["fail", "pass"]
+    assert "<title>threshold 0.8</title>" in trend
+
+
+def test_the_audit_trend_keeps_only_each_model_s_last_audits_of_its_latest_population(credit_cases):
+    version = credit_cases.versions.get()
+    now = timezone.now()
+    model_audits = [
+        BiasAuditFactory(version=version, key_ratio=0.5 + n / 100, finished_at=now - timedelta(days=30 - n))
+        for n in range(15)
+    ]
+    BiasAuditFactory(version=version, population=AuditPopulation.DECISIONS, finished_at=now - timedelta(days=40))
+
+    standing = bias_audit_standing_per_model(model_ids=[credit_cases.pk], trend_length=12)[credit_cases.pk]
+
+    assert standing.latest == model_audits[-1]
+    assert standing.trend == model_audits[3:]
+    assert standing.parity_ratio_min == 0.8

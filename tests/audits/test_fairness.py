@@ -332,6 +332,21 @@ def test_a_failing_ratio_is_never_rounded_up_to_its_threshold_in_words():
     )
 
 
+def test_groups_with_equal_rates_are_said_to_be_equal_not_compared_with_themselves():
+    rows = [("female", "approve", "approve", 30), ("female", "deny", "deny", 20)]
+    rows += [("male", "approve", "approve", 60), ("male", "deny", "deny", 40)]
+
+    result = audit(rows)
+
+    assert between(result, "demographic_parity_ratio").summary == (
+        "Across sex, every compared group has the same approve rate (60%), so the demographic parity ratio is "
+        "100%; the four-fifths rule requires at least 80%, so this passes."
+    )
+    assert between(result, "equalized_odds_difference").summary.startswith(
+        "Across sex, every compared group has the same "
+    )
+
+
 def test_thresholds_outside_zero_to_one_are_refused():
     with pytest.raises(ValueError, match="demographic_parity_ratio_min"):
         Thresholds(demographic_parity_ratio_min=80)
