@@ -137,4 +137,5 @@ class ExportAdmin(GovernedAdminMixin, SimpleHistoryAdmin):
         return super().render_change_form(request, context, add, change, form_url, obj)
 
 
-from audits import admin_bias_audits  # noqa: E402,F401  (registers the bias audit pages)
+# Each registers its pages.
+from audits import admin_bias_audits, admin_retraining  # noqa: E402,F401

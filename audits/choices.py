@@ -55,9 +55,30 @@ class AuditTrigger(models.TextChoices):
     MANUAL = "manual", "On demand"
     SCHEDULE = "schedule", "On schedule"
     PROMOTION = "promotion", "Production requested for a version"
+    RETRAINING = "retraining", "A retrained candidate, on its holdout"
 
 
 class AuditVerdict(models.TextChoices):
     PASSED = "passed", "Passed"
     FAILED = "failed", "Failed"
     INCONCLUSIVE = "inconclusive", "Inconclusive"
+
+
+class RetrainingTrigger(models.TextChoices):
+    MANUAL = "manual", "On demand"
+    SCHEDULE = "schedule", "On schedule"
+    NEW_LABELS = "new_labels", "New human labels"
+    DRIFT = "drift", "Drift"
+
+
+class Mitigation(models.TextChoices):
+    NONE = "none", "None"
+    DEMOGRAPHIC_PARITY = "demographic_parity", "Demographic parity"
+    EQUALIZED_ODDS = "equalized_odds", "Equalized odds"
+
+
+class DriftVerdict(models.TextChoices):
+    # The values audits.drift gives a report's verdict.
+    DRIFTED = "drifted", "Drifted"
+    STABLE = "stable", "Stable"
+    NOT_COMPARED = "not compared", "Not compared"

@@ -29,6 +29,10 @@ class LedgerEvent:
     # (reviews.services.webhooks.AUDIT_FAILED_EVENT), not appended to the ledger.
     AUDIT_FAILED = "audit.failed"
     RETENTION_PURGED = "retention.purged"
+    TRAINING_DATA_EXPORTED = "training_data.exported"
+    RETRAINING_REQUESTED = "retraining.requested"
+    RETRAINING_FINISHED = "retraining.finished"
+    RETRAINING_FAILED = "retraining.failed"
 
 
 # Every type, in the order above: the choices of the ledger admin's event type filter.

@@ -3,7 +3,7 @@ from datetime import datetime, time, timedelta
 from django import forms
 from django.utils import timezone
 
-from audits.choices import AuditPopulation, ExportFormat, ExportKind
+from audits.choices import AuditPopulation, ExportFormat, ExportKind, Mitigation
 from audits.selectors.dashboard import DASHBOARD_PERIODS, DEFAULT_DASHBOARD_PERIOD
 from models_registry.models import MLModel
 from reviews.models import Prediction
@@ -131,3 +131,32 @@ class BiasAuditRequestForm(forms.Form):
             _day_start(since) if since else None,
             _day_start(until + timedelta(days=1)) if until else None,
         )
+
+
+class RetrainingRequestForm(forms.Form):
+    """What to retrain: a model the user may retrain, optionally under a fairness constraint on one attribute."""
+
+    model = forms.ModelChoiceField(queryset=MLModel.objects.none(), empty_label="Choose a model")
+    mitigation = forms.ChoiceField(
+        choices=Mitigation.choices,
+        initial=Mitigation.NONE,
+        widget=forms.RadioSelect,
+        label="Fairness constraint",
+        help_text="fairlearn's ExponentiatedGradient; the candidate never needs the attribute to decide.",
+    )
+    mitigation_attribute = forms.CharField(
+        required=False, max_length=100, label="On the attribute", help_text="A sensitive attribute of the model."
+    )
+    holdout_share = forms.FloatField(
+        initial=0.2,
+        min_value=0.05,
+        max_value=0.5,
+        help_text="Share of the cases held out to compare base and candidate.",
+    )
+    seed = forms.IntegerField(
+        initial=0, min_value=0, max_value=2**31 - 1, help_text="The same seed, the same candidate."
+    )
+
+    def __init__(self, *args, models, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["model"].queryset = models

@@ -18,8 +18,10 @@ GATE_NAME = "bias_audit"
 
 
 def bias_audit_gate(version, target_stage: str) -> GateResult:
-    """Production needs a passing audit of the model population of exactly this version, recent enough."""
-    if target_stage != Stage.PRODUCTION:
+    """Production needs a passing audit of the model population of exactly this version, recent enough; so does
+    staging for a candidate produced by retraining (its holdout audit, stored when the job finished)."""
+    retrained = version.retraining_job_id is not None
+    if target_stage != Stage.PRODUCTION and not (target_stage == Stage.STAGING and retrained):
         return GateResult(GATE_NAME, True, f"Not required for {target_stage}.")
     max_age = audit_policy_for(version.model).gate_max_age_days
     since = timezone.now() - timedelta(days=max_age)

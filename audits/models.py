@@ -9,11 +9,14 @@ from audits.choices import (
     AuditStatus,
     AuditTrigger,
     AuditVerdict,
+    DriftVerdict,
     ExportFormat,
     ExportKind,
     JobStatus,
     LedgerCheckOrigin,
     LedgerCheckStatus,
+    Mitigation,
+    RetrainingTrigger,
 )
 
 
@@ -214,6 +217,25 @@ class AuditPolicy(models.Model):
         max_length=20, choices=AuditPopulation.choices, default=AuditPopulation.DECISIONS
     )
     schedule_window_days = models.PositiveIntegerField(default=30, help_text="A scheduled audit covers this many days.")
+    retraining_min_labels = models.PositiveIntegerField(
+        default=100, help_text="Retraining needs at least this many human-decided cases of the model."
+    )
+    retraining_after_new_labels = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Retrain once this many cases were decided by humans since the base version was registered; "
+        "empty: never on its own.",
+    )
+    retraining_every_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Retrain every N days (django-celery-beat); empty: never on a schedule."
+    )
+    drift_threshold = models.FloatField(
+        default=0.25, help_text="A feature or the confidence has drifted above this population stability index."
+    )
+    drift_window_days = models.PositiveIntegerField(
+        default=7, help_text="The daily drift check compares the cases of this many recent days."
+    )
+    retraining_on_drift = models.BooleanField(default=False, help_text="Queue a retraining when drift is found.")
     updated_at = models.DateTimeField(auto_now=True)
 
     history = HistoricalRecords()
@@ -230,6 +252,7 @@ class AuditPolicy(models.Model):
                 condition=Q(equalized_odds_difference_max__gte=0, equalized_odds_difference_max__lte=1),
                 name="audit_policy_odds_difference_between_0_and_1",
             ),
+            models.CheckConstraint(condition=Q(drift_threshold__gt=0), name="audit_policy_drift_threshold_above_0"),
         ]
 
     def __str__(self) -> str:
@@ -296,3 +319,93 @@ class BiasAudit(models.Model):
 
     def __str__(self) -> str:
         return f"Bias audit {self.pk} of {self.model} ({self.status})"
+
+
+class RetrainingJob(models.Model):
+    """One retraining of a model from its human-verified labels: the base version, the exact training set, the
+    candidate it produced with its side-by-side comparison, and the pending promotion request a human decides.
+
+    ``snapshot`` records what the set was (row count, label and group balance, the SHA-256 of its sorted case ids
+    and labels, the filter that rebuilds it); ``comparison`` the base and candidate metrics on the same holdout.
+    At most one job per model is queued or running (a partial unique constraint). Status changes are historised.
+    """
+
+    model = models.ForeignKey("models_registry.MLModel", on_delete=models.PROTECT, related_name="retraining_jobs")
+    base_version = models.ForeignKey("models_registry.ModelVersion", on_delete=models.PROTECT, related_name="+")
+    candidate_version = models.ForeignKey(
+        "models_registry.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    trigger = models.CharField(max_length=20, choices=RetrainingTrigger.choices, default=RetrainingTrigger.MANUAL)
+    mitigation = models.CharField(max_length=30, choices=Mitigation.choices, default=Mitigation.NONE)
+    mitigation_attribute = models.CharField(
+        max_length=100, blank=True, help_text="The sensitive attribute the fairness constraint is on."
+    )
+    holdout_share = models.FloatField(default=0.2, help_text="Share of the cases held out (stratified) to compare.")
+    seed = models.PositiveIntegerField(default=0, help_text="Seeds the holdout split and the fit.")
+    status = models.CharField(max_length=20, choices=AuditStatus.choices, default=AuditStatus.QUEUED, db_index=True)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="Percent done.")
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Runs started, retries included.")
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life of the running worker.")
+    error = models.TextField(blank=True)
+    snapshot = models.JSONField(null=True, blank=True, help_text="What the training set was, to rebuild and check.")
+    comparison = models.JSONField(null=True, blank=True, help_text="Base and candidate on the same holdout.")
+    timings = models.JSONField(default=dict, blank=True, help_text="Seconds spent in each stage.")
+    audit = models.ForeignKey(
+        BiasAudit, null=True, blank=True, on_delete=models.PROTECT, related_name="+", help_text="The candidate's audit."
+    )
+    promotion_request = models.ForeignKey(
+        "models_registry.PromotionRequest", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    history = HistoricalRecords(excluded_fields=["progress", "heartbeat_at"])
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [("run_retrainingjob", "Can retrain any model")]
+        indexes = [models.Index(fields=["model", "-created_at"], name="retraining_job_model_newest")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model"],
+                condition=Q(status__in=["queued", "running"]),
+                name="one_active_retraining_job_per_model",
+            ),
+            models.CheckConstraint(
+                condition=Q(holdout_share__gt=0, holdout_share__lt=1), name="retraining_holdout_share_between_0_and_1"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Retraining job {self.pk} of {self.model} ({self.status})"
+
+
+class DriftCheck(models.Model):
+    """One daily comparison of a model's recent intake with its production version's reference (PSI per feature
+    and of the confidence). An observation, not a governed change: written once, never edited."""
+
+    model = models.ForeignKey("models_registry.MLModel", on_delete=models.PROTECT, related_name="drift_checks")
+    version = models.ForeignKey("models_registry.ModelVersion", on_delete=models.PROTECT, related_name="+")
+    reference_words = models.CharField(max_length=200, help_text="What recent intake was compared against.")
+    window_days = models.PositiveIntegerField()
+    threshold = models.FloatField()
+    recent_count = models.PositiveIntegerField()
+    verdict = models.CharField(max_length=20, choices=DriftVerdict.choices)
+    max_psi = models.FloatField(null=True, blank=True)
+    drifted_features = models.JSONField(default=list, blank=True)
+    result = models.JSONField(default=dict, blank=True, help_text="Per feature: PSI, buckets before and after.")
+    retraining_job = models.ForeignKey(
+        RetrainingJob, null=True, blank=True, on_delete=models.PROTECT, related_name="+", help_text="Queued by it."
+    )
+    checked_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-checked_at", "-id"]
+        indexes = [models.Index(fields=["model", "-checked_at"], name="drift_check_model_newest")]
+
+    def __str__(self) -> str:
+        return f"Drift check {self.pk} of {self.model} ({self.verdict})"

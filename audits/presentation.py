@@ -28,7 +28,7 @@ from audits.bias_charts import (
     percent,
     ratio_trend_svg,
 )
-from audits.choices import AuditPopulation, AuditStatus, AuditTrigger, AuditVerdict
+from audits.choices import AuditPopulation, AuditStatus, AuditTrigger, AuditVerdict, DriftVerdict
 from audits.fairness import (
     DEMOGRAPHIC_PARITY_DIFFERENCE,
     DEMOGRAPHIC_PARITY_RATIO,
@@ -39,7 +39,7 @@ from audits.fairness import (
     FALSE_POSITIVE_RATE,
     TRUE_POSITIVE_RATE,
 )
-from audits.models import BiasAudit, DecisionEvent
+from audits.models import BiasAudit, DecisionEvent, DriftCheck
 from audits.selectors.bias_audits import ModelAuditStanding
 
 # (name, what it measures); "{positive}" is the model's favourable label.
@@ -678,6 +678,19 @@ class DashboardAuditRow:
     population_words: str
     key_ratio: str
     trend_svg: SafeString
+    drift_check: DriftCheck | None = None
+    drift_words: str = "not checked yet"
+    drift_class: str = "verdict-unjudged"
+
+
+def _drift_words(check: DriftCheck | None) -> tuple[str, str]:
+    if check is None:
+        return "not checked yet", "verdict-unjudged"
+    if check.verdict == DriftVerdict.DRIFTED:
+        return f"drifted: {', '.join(check.drifted_features)} (PSI up to {check.max_psi:.2f})", "verdict-failed"
+    if check.verdict == DriftVerdict.STABLE:
+        return f"stable (PSI at most {check.max_psi:.2f})", "verdict-passed"
+    return "not compared (too few recent cases)", "verdict-unjudged"
 
 
 def _lowercase_article(words: str) -> str:
@@ -685,14 +698,24 @@ def _lowercase_article(words: str) -> str:
 
 
 def dashboard_audit_rows(
-    *, models: list[tuple[int, str]], standing: Mapping[int, ModelAuditStanding]
+    *,
+    models: list[tuple[int, str]],
+    standing: Mapping[int, ModelAuditStanding],
+    drift: Mapping[int, DriftCheck],
 ) -> list[DashboardAuditRow]:
-    """Each model's latest audit verdict and its key ratio's trend, in the models' order; ``models``: (id, name)."""
+    """Each model's latest audit verdict, its key ratio's trend and its latest drift check, in the models' order;
+    ``models``: (id, name)."""
     rows = []
     for model_id, name in models:
         audit_standing = standing.get(model_id)
+        drift_words, drift_class = _drift_words(drift.get(model_id))
+        drift_fields = {"drift_check": drift.get(model_id), "drift_words": drift_words, "drift_class": drift_class}
         if audit_standing is None:
-            rows.append(DashboardAuditRow(name, None, "Never audited", "verdict-unjudged", "", "\u2013", mark_safe("")))
+            rows.append(
+                DashboardAuditRow(
+                    name, None, "Never audited", "verdict-unjudged", "", "\u2013", mark_safe(""), **drift_fields
+                )
+            )
             continue
         latest = audit_standing.latest
         points = [
@@ -716,6 +739,7 @@ def dashboard_audit_rows(
                 population_words=AuditPopulation(latest.population).label,
                 key_ratio=f"{latest.key_ratio:.2f}" if latest.key_ratio is not None else "\u2013",
                 trend_svg=mark_safe(trend) if points else mark_safe(""),  # built by bias_charts, which escapes
+                **drift_fields,
             )
         )
     return rows

@@ -85,3 +85,56 @@ def bias_audits_requeue_stale_task() -> list[int]:
     from audits.services.bias_audits import bias_audits_requeue_stale
 
     return bias_audits_requeue_stale()
+
+
+@shared_task(name="audits.retraining_run")
+def retraining_run_task(job_id: int) -> str | None:
+    """Run one queued retraining job; its status afterwards (None if another worker had it)."""
+    from audits.services.retraining import retraining_run
+
+    job = retraining_run(job_id=job_id)
+    return job.status if job is not None else None
+
+
+@shared_task(name="audits.retraining_scheduled")
+def retraining_scheduled_task(model_id: int) -> int | None:
+    """A model's periodic retraining (its django-celery-beat entry names this task): the new job's id."""
+    from audits.services.retraining import retraining_scheduled
+
+    job = retraining_scheduled(model_id=model_id)
+    return job.pk if job is not None else None
+
+
+@shared_task(name="audits.retraining_after_new_labels")
+def retraining_after_new_labels_task() -> list[int]:
+    """Hourly: retrain the models whose policy asks for it after N new human labels, when they have them."""
+    from audits.services.retraining import retraining_after_new_labels
+
+    return retraining_after_new_labels()
+
+
+@shared_task(name="audits.retraining_requeue_stale")
+def retraining_requeue_stale_task() -> list[int]:
+    """Every few minutes: put retraining jobs whose worker died back in the queue."""
+    from audits.services.retraining import retraining_requeue_stale
+
+    return retraining_requeue_stale()
+
+
+@shared_task(name="audits.drift_checks_daily")
+def drift_checks_daily_task() -> int:
+    """Daily: one drift check task per model with a version; how many were queued."""
+    from audits.services.drift import drift_checks_queue
+
+    return drift_checks_queue()
+
+
+@shared_task(name="audits.drift_check")
+def drift_check_task(model_id: int) -> str | None:
+    """Compare one model's recent intake with its production version's reference; the verdict."""
+    from audits.services.drift import drift_check_run
+    from models_registry.models import MLModel
+
+    model = MLModel.objects.filter(pk=model_id).first()
+    check = drift_check_run(model=model) if model is not None else None
+    return check.verdict if check is not None else None

@@ -328,10 +328,10 @@ def _operating_point(
         workload_sentence = f"{at}, there are no recent cases to estimate the review load from"
     elif round(growth) > 0:
         workload_sentence = (
-            f"{at} the queue grows by about {round(growth):,} cases a day beyond what the team decides ({figures})"
+            f"{at} the queue grows by about {_cases(round(growth))} a day beyond what the team decides ({figures})"
         )
     elif round(growth) < 0:
-        workload_sentence = f"{at} the team has room for about {round(-growth):,} more cases a day ({figures})"
+        workload_sentence = f"{at} the team has room for about {_cases(round(-growth), more=True)} a day ({figures})"
     else:
         workload_sentence = f"{at} the review load about matches what the team decides ({figures})"
     return OperatingPoint(
@@ -430,6 +430,10 @@ def _check_confidence(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, Real) or not 0 <= float(value) <= 1:
         raise ValueError(f"A confidence must be a number between 0 and 1, not {value!r}.")
     return float(value)
+
+
+def _cases(count: int, *, more: bool = False) -> str:
+    return f"{count:,} {'more ' if more else ''}case{'' if count == 1 else 's'}"
 
 
 def _percent(rate: float, *, against: float | None = None) -> str:

@@ -20,7 +20,7 @@ from kombu.exceptions import OperationalError
 
 from audits.charts import Series, horizontal_bars_svg, stacked_columns_svg
 from audits.choices import EXPORT_CONTENT_TYPES, AuditStatus, JobStatus, LedgerCheckStatus
-from audits.forms import BiasAuditRequestForm, DashboardPeriodForm, ExportRequestForm
+from audits.forms import BiasAuditRequestForm, DashboardPeriodForm, ExportRequestForm, RetrainingRequestForm
 from audits.presentation import bias_audit_csv_rows, dashboard_audit_rows
 from audits.selectors.bias_audit_report import (
     bias_audit_run_settings,
@@ -36,6 +36,7 @@ from audits.selectors.dashboard import (
     dashboard_figures,
     dashboard_last_refresh,
 )
+from audits.selectors.drift import drift_latest_per_model
 from audits.selectors.exports import exports_visible_to
 from audits.selectors.ledger import (
     ledger_check_latest_reconciliation,
@@ -44,9 +45,11 @@ from audits.selectors.ledger import (
     ledger_head_offered,
     ledger_standing,
 )
+from audits.selectors.retraining import ml_models_retrainable_by
 from audits.services.bias_audits import bias_audit_request, bias_audit_retry
 from audits.services.exports import export_request
 from audits.services.ledger_checks import ledger_check_mismatches, ledger_check_request
+from audits.services.retraining import RetrainingConflict, retraining_request
 from audits.tasks import dashboard_refresh_task
 from hitl_platform.spreadsheet import csv_writer
 from reviews.forms import AppealForm
@@ -104,6 +107,7 @@ def dashboard_context(request: HttpRequest) -> dict:
     audit_rows = dashboard_audit_rows(
         models=[(m.model_id, m.name) for m in dashboard.models],
         standing=bias_audit_standing_per_model(model_ids=[m.model_id for m in dashboard.models]),
+        drift=drift_latest_per_model(model_ids=[m.model_id for m in dashboard.models]),
     )
     return {
         "dashboard": dashboard,
@@ -315,3 +319,27 @@ def bias_audit_run_again(request: HttpRequest, audit_id: int) -> HttpResponse:
         else:
             messages.success(request, f"Bias audit {audit.pk} queued again.")
     return redirect("admin:audits_biasaudit_change", audit.pk)
+
+
+@require_http_methods(["GET", "POST"])
+def retraining_job_new(request: HttpRequest) -> HttpResponse:
+    """Ask for a retraining of a model the user may retrain; a Celery task runs it and its page follows it."""
+    _require(request, "audits.add_retrainingjob")
+    initial = {"model": request.GET["model"]} if request.GET.get("model") else {}
+    form = RetrainingRequestForm(request.POST or None, initial=initial, models=ml_models_retrainable_by(request.user))
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = retraining_request(actor=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            for name, errors in exc.message_dict.items():
+                form.add_error(name if name in form.fields else None, errors)
+        except RetrainingConflict as exc:
+            form.add_error("model", str(exc))
+        else:
+            if job.status == AuditStatus.FAILED:
+                messages.error(request, f"Retraining job {job.pk} could not start. {job.error}")
+            else:
+                messages.success(request, f"Retraining job {job.pk} queued: this page follows it to its candidate.")
+            return redirect("admin:audits_retrainingjob_change", job.pk)
+    context = _context(request, "New retraining job", form=form)
+    return TemplateResponse(request, "admin/audits/retrainingjob/new.html", context)

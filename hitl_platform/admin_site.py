@@ -136,7 +136,7 @@ class GovernanceAdminSite(admin.AdminSite):
         return super().index(request, {**dashboard_context(request), **(extra_context or {})})
 
     def get_urls(self):
-        from audits import views
+        from audits import views, views_thresholds
 
         console = [
             path("cases/<int:prediction_id>/", self.admin_view(views.case_page), name="case"),
@@ -152,5 +152,11 @@ class GovernanceAdminSite(admin.AdminSite):
                 self.admin_view(views.bias_audit_run_again),
                 name="bias_audit_run_again",
             ),
+            path(
+                "models/<int:model_id>/threshold-recommendation/",
+                self.admin_view(views_thresholds.threshold_recommendation_page),
+                name="threshold_recommendation",
+            ),
+            path("retraining-jobs/new/", self.admin_view(views.retraining_job_new), name="retraining_job_new"),
         ]
         return console + super().get_urls()

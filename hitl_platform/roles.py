@@ -40,6 +40,8 @@ ROLE_PERMISSIONS: dict[Role, tuple[str, ...]] = {
         "audits.view_biasaudit",
         "audits.add_biasaudit",
         "audits.view_auditpolicy",
+        "audits.view_retrainingjob",
+        "audits.add_retrainingjob",
     ),
     Role.REVIEWER: ("reviews.review_cases",),
     Role.ADJUDICATOR: ("reviews.review_cases", "reviews.adjudicate_cases"),
@@ -68,6 +70,10 @@ ROLE_PERMISSIONS: dict[Role, tuple[str, ...]] = {
         "audits.run_biasaudit",
         "audits.view_auditpolicy",
         "audits.change_auditpolicy",
+        "audits.view_retrainingjob",
+        "audits.add_retrainingjob",
+        "audits.run_retrainingjob",
+        "audits.view_driftcheck",
     ),
 }
 

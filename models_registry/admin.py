@@ -13,7 +13,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -23,6 +23,7 @@ from models_registry.gates import promotion_gates_run
 from models_registry.models import MLModel, ModelVersion, PromotionRequest
 from models_registry.selectors import (
     ml_model_list,
+    model_version_ancestors,
     model_version_list,
     promotion_request_list,
     user_may_write_model,
@@ -165,7 +166,7 @@ class ModelVersionAdmin(RegistryHistoryAdmin):
         "library_versions",
         "metrics",
         "description",
-        "parent",
+        "lineage",
         "created_by",
         "created_at",
     )
@@ -173,6 +174,28 @@ class ModelVersionAdmin(RegistryHistoryAdmin):
 
     def get_queryset(self, request):
         return model_version_list()
+
+    @admin.display(description="lineage")
+    def lineage(self, obj: ModelVersion) -> str:
+        """Its ancestors, nearest first, each with the retraining job that produced it (its snapshot and
+        comparison are on the job's page). Jobs are named by URL: the registry imports nothing of audits."""
+        chain = [obj, *model_version_ancestors(obj)]
+        if len(chain) == 1 and not obj.retraining_job_id:
+            return "registered directly (no parent)"
+        steps = [self._lineage_step(version, current=version.pk == obj.pk) for version in chain]
+        return format_html_join(" ← ", "{}", ((step,) for step in steps))
+
+    @staticmethod
+    def _lineage_step(version: ModelVersion, *, current: bool) -> str:
+        if current:
+            label = format_html("v{}", version.number)
+        else:
+            url = reverse("admin:models_registry_modelversion_change", args=[version.pk])
+            label = format_html('<a href="{}">v{}</a>', url, version.number)
+        if not version.retraining_job_id:
+            return label
+        job_url = reverse("admin:audits_retrainingjob_change", args=[version.retraining_job_id])
+        return format_html('{} (<a href="{}">retraining job {}</a>)', label, job_url, version.retraining_job_id)
 
     @admin.display(boolean=True, description="model file")
     def has_model_file(self, obj: ModelVersion) -> bool:

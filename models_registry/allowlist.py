@@ -449,6 +449,10 @@ PURE_FUNCTIONS = frozenset(
     }
 )
 
+# The platform's own estimator: the fairness-constrained mixture retraining produces (models_registry.fair_mixture),
+# pure numerical code reviewed like the rest; its parts are listed scikit-learn types.
+PLATFORM_ESTIMATORS = frozenset(_names("models_registry.fair_mixture", "FairMixtureClassifier"))
+
 MODEL_FILE_ALLOWLIST: frozenset[str] = (
     PLAIN_DATA
     | NUMPY_DATA
@@ -458,6 +462,7 @@ MODEL_FILE_ALLOWLIST: frozenset[str] = (
     | SKLEARN_ESTIMATORS
     | SKLEARN_INTERNALS
     | PURE_FUNCTIONS
+    | PLATFORM_ESTIMATORS
 )
 
 

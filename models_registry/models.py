@@ -89,6 +89,10 @@ class ModelVersion(models.Model):
     metrics = models.JSONField(default=dict, blank=True, validators=[validate_metrics])
     description = models.TextField(blank=True, help_text="What it was trained on.")
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    # Plain data, not a foreign key: the registry imports nothing of the audits app that retrains models.
+    retraining_job_id = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="The retraining job that produced this version, if one did."
+    )
     stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.CANDIDATE, db_index=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="registered_versions"

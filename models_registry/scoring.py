@@ -85,7 +85,9 @@ def feature_columns(model: MLModel) -> list[str] | None:
     return None
 
 
-def _design_matrix(estimator: Any, columns: list[str], features: Sequence[Mapping[str, Any]]) -> Any:
+def design_matrix(estimator: Any, columns: list[str], features: Sequence[Mapping[str, Any]]) -> Any:
+    """The matrix an estimator takes for these feature dicts: a DataFrame in its fitted column order when it knows
+    its feature names, else an array in the schema's column order. Scoring and retraining build it alike."""
     names = getattr(estimator, "feature_names_in_", None)
     if names is not None:
         return pd.DataFrame({name: [row.get(name) for row in features] for name in names}, columns=list(names))
@@ -233,7 +235,7 @@ def model_file_check(*, model: MLModel, version: ModelVersion) -> ModelFileCheck
             ],
             sample=[],
         )
-    matrix = _design_matrix(estimator, feature_columns(model) or [], sample)
+    matrix = design_matrix(estimator, feature_columns(model) or [], sample)
     try:
         probabilities = np.asarray(estimator.predict_proba(matrix), dtype=float)
         predicted = [str(label) for label in estimator.predict(matrix)]
@@ -292,7 +294,7 @@ def score_batch(*, model: MLModel, version: ModelVersion, features: Sequence[Map
                 f"Version {version.number} of {model.name} expects {expected} features; the feature schema "
                 f"orders {len(columns)}."
             )
-    matrix = _design_matrix(estimator, columns or [], features)
+    matrix = design_matrix(estimator, columns or [], features)
     try:
         probabilities = np.asarray(estimator.predict_proba(matrix), dtype=float)
     except Exception as exc:

@@ -33,6 +33,19 @@ def model_version_list() -> QuerySet[ModelVersion]:
     return ModelVersion.objects.select_related("model", "created_by", "parent").order_by("model_id", "-number")
 
 
+LINEAGE_DEPTH = 50
+
+
+def model_version_ancestors(version: ModelVersion) -> list[ModelVersion]:
+    """The version's parent, its parent's parent, and so on (nearest first; a long chain is cut at 50)."""
+    ancestors: list[ModelVersion] = []
+    current = version.parent
+    while current is not None and len(ancestors) < LINEAGE_DEPTH:
+        ancestors.append(current)
+        current = ModelVersion.objects.select_related("parent").filter(pk=current.parent_id).first()
+    return ancestors
+
+
 def promotion_request_list() -> QuerySet[PromotionRequest]:
     """Promotion requests with their version, model, requester and decider."""
     return PromotionRequest.objects.select_related(

@@ -211,6 +211,7 @@ def _model_version_insert(
     description: str,
     parent: ModelVersion | None,
     reason: str,
+    retraining_job_id: int | None,
 ) -> ModelVersion:
     with transaction.atomic():
         # The row lock serialises registrations of one model on PostgreSQL; SQLite's IMMEDIATE transactions
@@ -223,6 +224,7 @@ def _model_version_insert(
             metrics=metrics,
             description=description,
             parent=parent,
+            retraining_job_id=retraining_job_id,
             created_by=actor,
         )
         if inspected is not None:
@@ -256,6 +258,7 @@ def _model_version_insert(
                 "artifact_size": version.artifact_size,
                 "library_versions": version.library_versions,
                 "parent_number": parent.number if parent else None,
+                "retraining_job_id": retraining_job_id,
                 "reason": reason,
             },
         )
@@ -271,6 +274,7 @@ def model_version_register(
     artifact: File | None = None,
     parent_number: int | None = None,
     reason: str = "Version registered.",
+    retraining_job_id: int | None = None,
 ) -> ModelVersion:
     """Register the next version of ``model``, with an optional skops model file.
 
@@ -316,6 +320,7 @@ def model_version_register(
                 description=description,
                 parent=parent,
                 reason=reason,
+                retraining_job_id=retraining_job_id,
             )
         except _VersionNumberTaken:
             if attempt == VERSION_NUMBER_ATTEMPTS:

@@ -1,8 +1,8 @@
 from django.urls import reverse
 from rest_framework import serializers
 
-from audits.choices import AuditPopulation, ExportFormat, ExportKind, JobStatus
-from audits.models import BiasAudit, Export
+from audits.choices import AuditPopulation, ExportFormat, ExportKind, JobStatus, Mitigation
+from audits.models import BiasAudit, Export, RetrainingJob
 from hitl_platform.api.serializers import StrictSerializer
 from models_registry.models import MLModel
 from reviews.models import Prediction
@@ -119,3 +119,63 @@ class BiasAuditSummarySerializer(BiasAuditSerializer):
     class Meta(BiasAuditSerializer.Meta):
         fields = [name for name in BiasAuditSerializer.Meta.fields if name != "result"]
         read_only_fields = fields
+
+
+class RetrainingRequestSerializer(StrictSerializer):
+    """Input: optionally a fairness constraint on one sensitive attribute, the holdout share and the seed."""
+
+    mitigation = serializers.ChoiceField(choices=Mitigation.choices, default=Mitigation.NONE)
+    mitigation_attribute = serializers.CharField(max_length=100, required=False, default="", allow_blank=True)
+    holdout_share = serializers.FloatField(default=0.2, min_value=0.05, max_value=0.5)
+    seed = serializers.IntegerField(default=0, min_value=0, max_value=2**31 - 1)
+
+
+class RetrainingJobSerializer(serializers.ModelSerializer):
+    """Output: a job's state and, when it succeeded, its snapshot, comparison, candidate and promotion request."""
+
+    model = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    base_version = serializers.IntegerField(source="base_version.number", read_only=True)
+    candidate_version = serializers.IntegerField(source="candidate_version.number", read_only=True, allow_null=True)
+    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    snapshot = serializers.SerializerMethodField()
+    page_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = RetrainingJob
+        fields = [
+            "id",
+            "model",
+            "base_version",
+            "candidate_version",
+            "trigger",
+            "mitigation",
+            "mitigation_attribute",
+            "holdout_share",
+            "seed",
+            "status",
+            "progress",
+            "attempts",
+            "error",
+            "snapshot",
+            "comparison",
+            "timings",
+            "audit",
+            "promotion_request",
+            "requested_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "page_url",
+        ]
+        read_only_fields = fields
+
+    def get_snapshot(self, job: RetrainingJob) -> dict | None:
+        """The snapshot without its drift reference (bin edges and shares: large, and for the drift check)."""
+        if not job.snapshot:
+            return None
+        return {key: value for key, value in job.snapshot.items() if key != "drift_reference"}
+
+    def get_page_url(self, job: RetrainingJob) -> str:
+        url = reverse("admin:audits_retrainingjob_change", args=[job.pk])
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request else url

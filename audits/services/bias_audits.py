@@ -272,6 +272,54 @@ def bias_audit_run(*, audit_id: int) -> BiasAudit | None:
     return audit
 
 
+def bias_audit_compute_from_cells(
+    *, model: MLModel, cells: pd.DataFrame, attributes: Sequence[str], seed: int
+) -> AuditComputation:
+    """The model-population figures of cells computed elsewhere (a retrained candidate's holdout), judged
+    against the model's thresholds by the same engine as every audit; touches no row."""
+    policy = audit_policy_for(model)
+    settings_of_run = {
+        "attributes": list(attributes),
+        "positive_label": model.positive_label,
+        "thresholds": Thresholds(
+            demographic_parity_ratio_min=policy.demographic_parity_ratio_min,
+            equalized_odds_difference_max=policy.equalized_odds_difference_max,
+        ),
+        "min_group_size": policy.min_group_size,
+        "bootstrap_samples": policy.bootstrap_samples,
+        "seed": seed,
+    }
+    result = audit_fairness(cells=cells, **settings_of_run)
+    return AuditComputation(
+        result=result.as_dict(),
+        inputs={"population": AuditPopulation.MODEL, **audit_inputs_canonical(cells=cells, **settings_of_run)},
+        verdict=str(result.verdict),
+        summary=list(result.summary),
+        case_count=result.total_count,
+    )
+
+
+def bias_audit_record_computed(
+    *, model: MLModel, version: ModelVersion, computation: AuditComputation, actor, reason: str
+) -> BiasAudit:
+    """Store an audit computed in the caller's process (no task), historised and sealed like any finished one."""
+    audit = BiasAudit(
+        model=model,
+        version=version,
+        population=computation.inputs["population"],
+        sensitive_attributes=list(computation.inputs["attributes"]),
+        trigger=AuditTrigger.RETRAINING,
+        status=AuditStatus.RUNNING,
+        requested_by=actor,
+        started_at=timezone.now(),
+        attempts=1,
+    )
+    historise(audit, actor=actor, reason=reason)
+    audit.save()
+    _finish(audit, computation)
+    return audit
+
+
 def bias_audit_compute(*, audit: BiasAudit, beat=lambda percent: None) -> AuditComputation:
     """Aggregate the audit's cases in the database and compute its figures; touches no audit row."""
     policy = audit_policy_for(audit.model)
@@ -474,8 +522,9 @@ def _notify_failed(audit: BiasAudit) -> None:
             f"The report: {settings.SITE_URL.rstrip('/')}{_audit_url(audit)}",
         ]
     )
+    # robust: a mail server that is down is logged, never undoes or fails the audit that already committed.
     transaction.on_commit(
-        lambda: send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients, fail_silently=False)
+        lambda: send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients, fail_silently=False), robust=True
     )
 
 
@@ -524,6 +573,7 @@ def bias_audit_for_promotion(*, promotion_request: PromotionRequest) -> BiasAudi
 
 
 SCHEDULE_TASK = "audits.bias_audit_scheduled"
+RETRAINING_SCHEDULE_TASK = "audits.retraining_scheduled"
 POLICY_FIELDS = (
     "demographic_parity_ratio_min",
     "equalized_odds_difference_max",
@@ -533,6 +583,12 @@ POLICY_FIELDS = (
     "schedule_every_days",
     "schedule_population",
     "schedule_window_days",
+    "retraining_min_labels",
+    "retraining_after_new_labels",
+    "retraining_every_days",
+    "drift_threshold",
+    "drift_window_days",
+    "retraining_on_drift",
 )
 
 
@@ -556,21 +612,39 @@ def audit_policy_update(*, model: MLModel, actor, reason: str, **changes: Any) -
 
 
 def audit_schedule_sync(*, policy: AuditPolicy) -> None:
-    """Create, retime or remove the model's django-celery-beat entry so it follows ``schedule_every_days``."""
+    """Create, retime or remove the model's django-celery-beat entries so they follow ``schedule_every_days``
+    (its bias audit) and ``retraining_every_days`` (its retraining)."""
+    model = policy.model
+    _beat_entry_sync(
+        name=f"bias-audit-{model.name}",
+        task=SCHEDULE_TASK,
+        every_days=policy.schedule_every_days,
+        model_id=model.pk,
+        description=f"Bias audit of {model.name}'s decisions every {policy.schedule_every_days} days.",
+    )
+    _beat_entry_sync(
+        name=f"retraining-{model.name}",
+        task=RETRAINING_SCHEDULE_TASK,
+        every_days=policy.retraining_every_days,
+        model_id=model.pk,
+        description=f"Retraining of {model.name} from its human labels every {policy.retraining_every_days} days.",
+    )
+
+
+def _beat_entry_sync(*, name: str, task: str, every_days: int | None, model_id: int, description: str) -> None:
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-    name = f"bias-audit-{policy.model.name}"
-    if not policy.schedule_every_days:
+    if not every_days:
         PeriodicTask.objects.filter(name=name).delete()
         return
-    interval, _ = IntervalSchedule.objects.get_or_create(every=policy.schedule_every_days, period=IntervalSchedule.DAYS)
+    interval, _ = IntervalSchedule.objects.get_or_create(every=every_days, period=IntervalSchedule.DAYS)
     PeriodicTask.objects.update_or_create(
         name=name,
         defaults={
-            "task": SCHEDULE_TASK,
+            "task": task,
             "interval": interval,
-            "kwargs": canonical_json({"model_id": policy.model_id}),
+            "kwargs": canonical_json({"model_id": model_id}),
             "enabled": True,
-            "description": f"Bias audit of {policy.model.name}'s decisions every {policy.schedule_every_days} days.",
+            "description": description,
         },
     )

@@ -182,6 +182,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ExportStatusEnum": "audits.choices.JobStatus",
         "AuditStatusEnum": "audits.choices.AuditStatus",
+        "AuditTriggerEnum": "audits.choices.AuditTrigger",
+        "RetrainingTriggerEnum": "audits.choices.RetrainingTrigger",
     },
 }
 
@@ -222,6 +224,11 @@ CELERY_BEAT_SCHEDULE = {
     "audits-ledger-anchor": {"task": "audits.ledger_anchor", "schedule": float(LEDGER_ANCHOR_INTERVAL_SECONDS)},
     # A bias audit whose worker died is silent for STALE_AFTER (10 min): found within five more.
     "audits-bias-audits-requeue-stale": {"task": "audits.bias_audits_requeue_stale", "schedule": 300.0},
+    # A retraining job beats at each stage; one silent for STALE_AFTER (15 min) lost its worker.
+    "audits-retraining-requeue-stale": {"task": "audits.retraining_requeue_stale", "schedule": 300.0},
+    # Models whose audit policy retrains after N new human labels.
+    "audits-retraining-after-new-labels": {"task": "audits.retraining_after_new_labels", "schedule": 3600.0},
+    "audits-drift-checks": {"task": "audits.drift_checks_daily", "schedule": crontab(hour=4, minute=30)},
 }
 
 # Webhooks go only to public addresses unless this is on (a laptop or test receiver on localhost).

@@ -31,7 +31,6 @@ import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -44,6 +43,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from hitl_platform.history import historise
+from hitl_platform.queueing import task_send_on_commit
 from models_registry.models import MLModel
 from models_registry.selectors import user_may_write_model
 from reviews.choices import DeliveryStatus
@@ -214,10 +214,14 @@ def webhook_event_fan_out(*, event: str, model_id: int, payload: dict[str, Any])
 
 
 def webhook_deliveries_enqueue(delivery_ids: Sequence[int]) -> None:
-    """Send these outbox rows after the current transaction commits (never for a rolled-back decision)."""
+    """Send these outbox rows after the current transaction commits (never for a rolled-back decision).
+
+    When the broker is unreachable the rows stay pending: the periodic sweep of due deliveries sends them later,
+    and the decision that committed is never reported as failed.
+    """
     if not delivery_ids:
         return
-    transaction.on_commit(partial(send_webhook_deliveries.delay, list(delivery_ids)))
+    task_send_on_commit(send_webhook_deliveries, list(delivery_ids), on_unreachable=lambda reason: None)
 
 
 def _claim(*, now: datetime, delivery_ids: Sequence[int] | None, limit: int) -> list[WebhookDelivery]:

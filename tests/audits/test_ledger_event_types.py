@@ -19,7 +19,8 @@ def test_a_gate_override_can_be_found_by_its_type_and_no_never_emitted_type_is_o
     page = client.get(changelist).content.decode()
     assert "?event_type=promotion.gate_overridden" in page
     assert "?event_type=audit.finished" in page
-    assert "retraining.finished" not in page
+    assert "?event_type=retraining.finished" in page
+    assert "model.deleted" not in page
 
     filtered = client.get(changelist, {"event_type": "promotion.gate_overridden"})
     assert [event.pk for event in filtered.context["cl"].result_list] == [override.pk]

@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 from sklearn.utils import all_estimators
 
-from models_registry import allowlist
+from models_registry import allowlist, fair_mixture
 from models_registry.allowlist import MODEL_FILE_ALLOWLIST, is_allowed
+from models_registry.fair_mixture import FairMixtureClassifier
 
 LIBRARIES = ("sklearn", "numpy", "scipy")
 # Modules whose callables open files, import, execute code or start processes, and their C implementations.
@@ -205,10 +206,17 @@ def test_every_listed_name_still_resolves():
     assert stale == []
 
 
-def test_names_outside_the_three_libraries_are_plain_data_types_and_partial_only():
+def test_names_outside_the_three_libraries_are_plain_data_types_partial_and_the_platform_s_fair_mixture_only():
     outside = {name: resolve(name) for name in MODEL_FILE_ALLOWLIST if name.split(".")[0] not in LIBRARIES}
-    assert set(outside.values()) == PLAIN_TYPES
+    assert set(outside.values()) == PLAIN_TYPES | {FairMixtureClassifier}
     assert all(name == f"{kind.__module__}.{kind.__name__}" for name, kind in outside.items())
+
+
+def test_the_fair_mixture_module_reaches_nothing_but_numpy_pandas_and_scikit_learn():
+    tree = ast.parse(Path(fair_mixture.__file__).read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    assert imported == {"numpy", "pandas", "sklearn.base"}
 
 
 def test_it_lists_every_scikit_learn_estimator_except_the_text_vectorizers_and_birch():

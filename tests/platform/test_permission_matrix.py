@@ -29,6 +29,7 @@ from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from audits.ledger import ledger_append
+from audits.models import DriftCheck, RetrainingJob
 from audits.services.bias_audits import audit_policy_update
 from audits.services.exports import export_request, export_run
 from audits.services.ledger_checks import ledger_check_request, ledger_check_run
@@ -128,6 +129,8 @@ GOVERNED_ADMIN_MODELS = {
     "reviews/webhookdelivery": dict(officer_reads=True, admin_adds=False, admin_deletes=False, versions=False),
     "audits/decisionevent": dict(officer_reads=True, admin_adds=False, admin_deletes=False, versions=False),
     "audits/biasaudit": dict(officer_reads=True, admin_adds=False, admin_deletes=False),
+    "audits/retrainingjob": dict(officer_reads=True, admin_adds=False, admin_deletes=False),
+    "audits/driftcheck": dict(officer_reads=True, admin_adds=False, admin_deletes=False, versions=False),
     # Exports are asked for through their own page; add redirects there (302) for those who may export.
     "audits/export": dict(officer_reads=True, admin_adds=True, admin_deletes=False),
 }
@@ -183,6 +186,15 @@ MATRIX: dict[str, Expect] = {
     "admin/bias-audits/<int:audit_id>/run-again/": Expect(
         row("302 302 302 302 302 302 405 405"), post=row("302 302 302 302 302 302 302 302")
     ),
+    # Asking for a retraining opens its request page (a redirect); compliance and administrators may retrain any
+    # model they read, ML engineers their own (through the API).
+    "admin/audits/retrainingjob/add/": Expect(row("302 302 302 302 302 302 302 302")),
+    "admin/retraining-jobs/new/": Expect(row("302 302 302 302 302 302 200 200")),
+    # The threshold recommendation: read by whoever reads routing policies; applying it needs a reason (an empty
+    # POST shows the form again with its errors).
+    "admin/models/<int:model_id>/threshold-recommendation/": Expect(
+        row("302 302 302 302 302 302 200 200"), post=row("302 302 302 302 302 302 200 200")
+    ),
     # Bias audit policies: compliance officers set them (with a reason, historised); nobody deletes one.
     **console_model("audits/auditpolicy", officer_reads=True, admin_adds=True, admin_deletes=False),
     "admin/audits/auditpolicy/add/": Expect(row("302 302 302 302 302 302 200 200")),
@@ -223,6 +235,15 @@ MATRIX: dict[str, Expect] = {
         row("401 401 200 404 403 403 200 200"), post=row("401 401 400 404 403 403 400 400")
     ),
     "api/v1/audits/<int:pk>/": Expect(row("401 401 200 404 403 403 200 200")),
+    # Retraining follows its model like audits. The owner's job is queued (it will fail: the world's version has
+    # no model file); while it is, everybody else's request is a 409 naming it.
+    "api/v1/models/<slug:name>/retraining-jobs/": Expect(
+        row("401 401 200 404 403 403 200 200"), post=row("401 401 202 404 403 403 409 409")
+    ),
+    "api/v1/retraining-jobs/<int:pk>/": Expect(row("401 401 200 404 403 403 200 200")),
+    "api/v1/models/<slug:name>/threshold-recommendation/": Expect(
+        row("401 401 200 404 403 403 200 200"), post=row("401 401 405 405 405 405 405 405")
+    ),
     "api/v1/exports/<int:pk>/download/": Expect(row("401 401 403 403 403 403 200 200")),
     # The schema and its docs describe the API, not its data: public, like the docs page that loads the schema.
     # A token that is no longer valid is refused wherever it is sent.
@@ -285,6 +306,16 @@ def world(
     webhook = Webhook.objects.create(owner=ml_engineer, url="https://example.org/h", events=["decision.final"])
     delivery = WebhookDelivery.objects.create(webhook=webhook, event="decision.final", payload={})
     audit = BiasAuditFactory(version=version)
+    job = RetrainingJob.objects.create(model=model, base_version=version, status="failed", error="Too few labels.")
+    drift = DriftCheck.objects.create(
+        model=model,
+        version=version,
+        reference_words="its first cases",
+        window_days=7,
+        threshold=0.25,
+        recent_count=3,
+        verdict="not compared",
+    )
     audit_policy = audit_policy_update(model=model, actor=compliance_officer, reason="Stricter.", min_group_size=50)
     export = export_request(actor=compliance_officer, kind="case", format="csv", prediction=prediction)
     # Tasks are enqueued on commit, which never comes inside a test's transaction: run the work here.
@@ -334,6 +365,8 @@ def world(
         ),
         "audits/export": export,
         "audits/biasaudit": audit,
+        "audits/retrainingjob": job,
+        "audits/driftcheck": drift,
         "audits/auditpolicy": audit_policy,
     }
     ids = {
@@ -341,6 +374,8 @@ def world(
         "decision_id": decision.pk,
         "export_id": export.pk,
         "audit_id": audit.pk,
+        "job_id": job.pk,
+        "model_id": model.pk,
         "policy_id": policy.pk,
         "name": model.name,
         "number": version.number,
@@ -376,6 +411,7 @@ def fill(route: str, objects: dict, ids: dict) -> str:
         "<int:decision_id>": ids["decision_id"],
         "<int:export_id>": ids["export_id"],
         "<int:audit_id>": ids["audit_id"],
+        "<int:model_id>": ids["model_id"],
         "<int:policy_id>": ids["policy_id"],
         "<slug:name>": ids["name"],
         "<int:number>": ids["number"],
@@ -391,6 +427,8 @@ def fill(route: str, objects: dict, ids: dict) -> str:
         replacements["<int:pk>"] = ids["export_id"]
     elif route.startswith("api/v1/audits/"):
         replacements["<int:pk>"] = ids["audit_id"]
+    elif route.startswith("api/v1/retraining-jobs/"):
+        replacements["<int:pk>"] = ids["job_id"]
     elif route.startswith("api/v1/predictions/"):
         replacements["<int:pk>"] = ids["prediction_id"]
     elif route.startswith("review/assignments/"):
