@@ -52,9 +52,8 @@ def bias_audit_gate(version, target_stage: str) -> GateResult:
             f"{max_age} days: run a new one."
         )
     else:
-        reason = (
-            f"Bias audit #{judged.pk} of version {version.number}'s labels was {judged.get_verdict_display().lower()}."
-        )
+        outcome = "failed" if judged.verdict == "failed" else f"was {judged.get_verdict_display().lower()}"
+        reason = f"Bias audit #{judged.pk} of version {version.number}'s labels {outcome}."
     return GateResult(GATE_NAME, False, reason, _evidence(judged))
 
 

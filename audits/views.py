@@ -45,6 +45,7 @@ from audits.selectors.ledger import (
     ledger_head_offered,
     ledger_standing,
 )
+from audits.selectors.outcomes import outcome_overall_per_model
 from audits.selectors.retraining import ml_models_retrainable_by
 from audits.services.bias_audits import bias_audit_request, bias_audit_retry
 from audits.services.exports import export_request
@@ -109,9 +110,11 @@ def dashboard_context(request: HttpRequest) -> dict:
         standing=bias_audit_standing_per_model(model_ids=[m.model_id for m in dashboard.models]),
         drift=drift_latest_per_model(model_ids=[m.model_id for m in dashboard.models]),
     )
+    outcomes = outcome_overall_per_model(model_ids=[m.model_id for m in dashboard.models])
     return {
         "dashboard": dashboard,
         "audit_rows": audit_rows,
+        "outcome_rows": [(m.name, outcomes[m.model_id]) for m in dashboard.models if m.model_id in outcomes],
         "may_view_audits": request.user.has_perm("audits.view_biasaudit"),
         "ledger_standing": ledger_standing(),
         "period_form": form,

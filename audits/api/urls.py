@@ -2,6 +2,7 @@ from django.urls import path
 
 from audits.api.retraining import RetrainingJobDetailView, RetrainingJobsOfModelView
 from audits.api.thresholds import ModelThresholdRecommendationView
+from audits.api.training_data import ModelTrainingDataView
 from audits.api.views import (
     BiasAuditDetailView,
     BiasAuditsOfModelView,
@@ -15,6 +16,7 @@ urlpatterns = [
     path("exports/<int:pk>/", ExportDetailView.as_view(), name="export-detail"),
     path("exports/<int:pk>/download/", ExportDownloadView.as_view(), name="export-download"),
     path("models/<slug:name>/audits/", BiasAuditsOfModelView.as_view(), name="model-audits"),
+    path("models/<slug:name>/training-data/", ModelTrainingDataView.as_view(), name="model-training-data"),
     path(
         "models/<slug:name>/threshold-recommendation/",
         ModelThresholdRecommendationView.as_view(),

@@ -514,7 +514,7 @@ def _notify_failed(audit: BiasAudit) -> None:
     subject = f"Bias audit {audit.pk} of {audit.model.name}{version} failed"
     body = "\n".join(
         [
-            f"The {AuditPopulation(audit.population).label.lower()} of {audit.model.name}{version} failed a bias "
+            f"{AuditPopulation(audit.population).label} of {audit.model.name}{version} failed a bias "
             f"audit over {', '.join(audit.sensitive_attributes)}.",
             "",
             *audit.summary,

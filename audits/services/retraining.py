@@ -30,6 +30,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from scipy import sparse
 from sklearn.base import clone
 from sklearn.metrics import accuracy_score, brier_score_loss, f1_score, roc_auc_score
 from sklearn.model_selection import train_test_split
@@ -345,7 +346,8 @@ def _train(job: RetrainingJob) -> None:
     _beat(job, 20)
     _check_trainable(model, training)
     columns = feature_columns(model) or []
-    matrix = design_matrix(template, columns, training.features)
+    # The fitted base knows the columns it was trained on (a DataFrame for a pipeline that selects them by name).
+    matrix = design_matrix(_base_pipeline(base_estimator), columns, training.features)
     labels = np.asarray(training.labels, dtype=object)
     train_index, holdout_index = train_test_split(
         np.arange(len(labels)), test_size=job.holdout_share, stratify=labels, random_state=job.seed
@@ -423,21 +425,29 @@ def _fit(
         [str(training.sensitive[i].get(job.mitigation_attribute, "unknown")) for i in train_index], dtype=object
     )
     constraint = DemographicParity() if job.mitigation == Mitigation.DEMOGRAPHIC_PARITY else EqualizedOdds()
-    weight_name = f"{estimator.steps[-1][0]}__sample_weight" if isinstance(estimator, Pipeline) else "sample_weight"
-    reduction = ExponentiatedGradient(estimator, constraints=constraint, sample_weight_name=weight_name)
+    # The reduction refits only the final classifier: a pipeline's preprocessing (a ColumnTransformer selecting
+    # columns by name, say) is fitted once and shared, since fairlearn hands the classifier plain arrays.
+    preprocessing, (final_name, final) = None, (None, estimator)
+    design = features
+    if isinstance(estimator, Pipeline) and len(estimator.steps) > 1:
+        preprocessing, (final_name, final) = estimator[:-1].fit(features, labels), estimator.steps[-1]
+        design = preprocessing.transform(features)
+        design = design.toarray() if sparse.issparse(design) else design
+    reduction = ExponentiatedGradient(final, constraints=constraint, sample_weight_name="sample_weight")
     try:
         with warnings.catch_warnings():
             # fairlearn's own pandas deprecation warnings, one per iteration: noise in a worker's log.
             warnings.filterwarnings("ignore", module=r"fairlearn\.")
-            reduction.fit(features, (labels == positive).astype(int), sensitive_features=groups)
+            reduction.fit(design, (labels == positive).astype(int), sensitive_features=groups)
     except (TypeError, ValueError) as exc:
         raise RetrainingRefused(f"The fairness constraint could not be fitted with this pipeline: {exc}") from exc
     weights = reduction.weights_.to_numpy()
     kept = [index for index, weight in enumerate(weights) if weight > 0]
+    members = [reduction.predictors_[index] for index in kept]
+    if preprocessing is not None:
+        members = [Pipeline([*preprocessing.steps, (final_name, member)]) for member in members]
     return FairMixtureClassifier(
-        estimators=[reduction.predictors_[index] for index in kept],
-        weights=[float(weights[index]) for index in kept],
-        classes=[negative, positive],
+        estimators=members, weights=[float(weights[index]) for index in kept], classes=[negative, positive]
     ).fit(features)
 
 

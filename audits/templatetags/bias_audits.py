@@ -6,6 +6,7 @@ from django import template
 
 from audits.selectors.bias_audit_report import bias_audits_of_model
 from audits.selectors.drift import drift_checks_of_model
+from audits.selectors.outcomes import outcome_table
 from audits.selectors.retraining import retraining_jobs_list
 
 register = template.Library()
@@ -38,4 +39,10 @@ def model_learning_loop(context, model) -> dict:
         "drift_checks": drift_checks_of_model(model=model) if user.has_perm("audits.view_driftcheck") else None,
         "may_retrain": user.has_perm("audits.add_retrainingjob"),
         "may_see_thresholds": user.has_perm("reviews.view_routingpolicy"),
+        "outcomes": [
+            (attribute, outcome_table(model_id=model.pk, attribute=attribute))
+            for attribute in model.sensitive_attributes or []
+        ]
+        if user.has_perm("reviews.view_decision")
+        else [],
     }

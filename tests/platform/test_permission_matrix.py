@@ -241,6 +241,8 @@ MATRIX: dict[str, Expect] = {
         row("401 401 200 404 403 403 200 200"), post=row("401 401 202 404 403 403 409 409")
     ),
     "api/v1/retraining-jobs/<int:pk>/": Expect(row("401 401 200 404 403 403 200 200")),
+    # Training data is its model's team's (and an administrator's): compliance reads decisions in the console.
+    "api/v1/models/<slug:name>/training-data/": Expect(row("401 401 200 404 403 403 403 200")),
     "api/v1/models/<slug:name>/threshold-recommendation/": Expect(
         row("401 401 200 404 403 403 200 200"), post=row("401 401 405 405 405 405 405 405")
     ),
