@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 TEST_ARGS ?= -n 2
 
-.PHONY: demo test lint bench install clean
+.PHONY: demo serve test lint bench install clean
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11 or newer is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -22,6 +22,11 @@ demo: $(INSTALLED)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py load_demo --host $(HOST) --port $(PORT)
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+# Production mode on this machine (docs/deployment.md): gunicorn, a Celery worker and Celery beat against
+# DATABASE_URL and CELERY_BROKER_URL, after migrate and collectstatic.
+serve: $(INSTALLED)
+	PATH="$(CURDIR)/$(BIN):$$PATH" HOST=$(HOST) PORT=$(PORT) bin/serve
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest $(TEST_ARGS) $(ARGS)

@@ -17,6 +17,8 @@ class HitlPlatformConfig(AppConfig):
     verbose_name = "Platform"
 
     def ready(self) -> None:
+        # The Celery app, so @shared_task binds to it in web processes as in workers (celery -A hitl_platform).
+        from hitl_platform import celery  # noqa: F401
         from hitl_platform.roles import sync_role_permissions_after_migrate
 
         post_migrate.connect(sync_role_permissions_after_migrate, dispatch_uid="hitl_sync_roles")

@@ -146,12 +146,23 @@ def broker_unreachable(settings) -> Iterator[Callable[[], None]]:
     """
     from hitl_platform.celery import app as celery_app
 
-    names = ("task_always_eager", "broker_url", "task_publish_retry", "broker_connection_timeout")
+    # broker_read_url and broker_write_url: Celery prefers a CELERY_BROKER_URL in the environment (CI's) to
+    # broker_url, but not to these.
+    names = (
+        "task_always_eager",
+        "broker_url",
+        "broker_read_url",
+        "broker_write_url",
+        "task_publish_retry",
+        "broker_connection_timeout",
+    )
     previous = {name: celery_app.conf[name] for name in names}
     _celery_pools_drop(celery_app)
     celery_app.conf.update(
         task_always_eager=False,
         broker_url="redis://127.0.0.1:9/0",
+        broker_read_url="redis://127.0.0.1:9/0",
+        broker_write_url="redis://127.0.0.1:9/0",
         task_publish_retry=False,
         broker_connection_timeout=1,
     )

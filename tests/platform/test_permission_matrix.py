@@ -139,6 +139,7 @@ EXPORT_ADD = "admin/audits/export/add/"  # overridden below
 MATRIX: dict[str, Expect] = {
     # Public and personal pages.
     "": Expect(row("302 302 200 200 302 302 302 302")),
+    "healthz": Expect(row("200 200 200 200 200 200 200 200"), post=row("405 405 405 405 405 405 405 405")),
     "accounts/login/": Expect(row("200 200 302 302 302 302 302 302")),
     "accounts/logout/": Expect(row("405 405 405 405 405 405 405 405"), post=row("302 302 302 302 302 302 302 302")),
     # Console pages of our own.
