@@ -107,10 +107,20 @@ def _actor_fields(actor: Any) -> tuple[int | None, str]:
     return actor.pk, actor.get_username()
 
 
-def _lock_head_and_read_hash() -> str:
+def ledger_lock() -> None:
+    """Take the ledger's lock for the rest of the current transaction (again if it already holds it).
+
+    Whoever inserts rows that consumers page through by id (decisions) takes it first: ids are then handed out in
+    the order the transactions commit, so a feed read "after id N" never skips a row committed later with a lower
+    id. On SQLite, IMMEDIATE transactions serialise writers already.
+    """
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LEDGER_ADVISORY_LOCK_KEY])
+
+
+def _lock_head_and_read_hash() -> str:
+    ledger_lock()
     last = DecisionEvent.objects.order_by("-id").values_list("hash", flat=True).first()
     return last or GENESIS_HASH
 

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audits.events import LedgerEvent
-from audits.ledger import LedgerEntry, ledger_append_many
+from audits.ledger import LedgerEntry, ledger_append_many, ledger_lock
 from hitl_platform.history import bulk_create_with_history_fast
 from reviews.models import Decision, Prediction, WebhookDelivery
 from reviews.services.webhooks import DECISION_FINAL_EVENT, webhook_deliveries_enqueue, webhook_subscribers
@@ -121,6 +121,9 @@ def decisions_create_bulk(
     for decision in decisions:
         decision.reason = decision.reason or reason
     with transaction.atomic():
+        if decisions:
+            # Decision ids in commit order: the decisions feed pages by id (DecisionFeedPagination).
+            ledger_lock()
         saved = bulk_create_with_history_fast(
             list(decisions),
             Decision,
