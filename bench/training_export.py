@@ -38,6 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg
+from psycopg import sql
 
 from bench._common import REPO, VENV_BIN, Figures, database_url, machine_line, production_environment, recreate_database
 
@@ -331,16 +332,19 @@ def run_child(*args: str, environment: dict[str, str]) -> dict:
 
 
 def explain_export() -> list[str]:
-    """EXPLAIN (ANALYZE, BUFFERS) of the export's query, as the selector sends it."""
-    from django.db import connection
+    """EXPLAIN (ANALYZE, BUFFERS) of the CSV export's query, as the selector has PostgreSQL COPY it (with the
+    settings the export's transaction takes)."""
+    from django.db import connection, transaction
 
-    from audits.selectors.training_data import TrainingDataFilter, training_cases
+    from audits.selectors.training_data import EXPORT_SETTINGS, TrainingDataFilter, training_csv_query
+    from audits.services.training_data import training_feature_names
     from models_registry.models import MLModel
 
-    cases = training_cases(TrainingDataFilter(model_id=MLModel.objects.get(name=MODEL_NAME).pk))
-    statement, params = cases.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", params)
+    model = MLModel.objects.get(name=MODEL_NAME)
+    query = training_csv_query(TrainingDataFilter(model_id=model.pk), feature_names=training_feature_names(model))
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(EXPORT_SETTINGS)
+        cursor.execute(sql.SQL("EXPLAIN (ANALYZE, BUFFERS) {}").format(query))
         return [row[0] for row in cursor.fetchall()]
 
 
@@ -385,7 +389,7 @@ def main() -> int:
     from audits.models import DecisionEvent
 
     # Warms the caches for the timed runs that follow, and shows where the database spends its time.
-    print("\nThe export's query, as the selector sends it:")
+    print("\nThe CSV export's query, as the selector has PostgreSQL COPY it:")
     for line in explain_export():
         print(f"    {line}")
 

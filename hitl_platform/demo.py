@@ -400,7 +400,7 @@ class _Story:
                 policy=routing_policy_get_or_create_default(model=self.model),
                 changes={
                     "rules": [
-                        *self.model.routing_policy.rules,
+                        *routing_policy_get_or_create_default(model=self.model).rules,
                         {
                             "field": "age",
                             "operator": "<",

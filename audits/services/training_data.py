@@ -2,9 +2,12 @@
 
 Only the people who work on a model (its owner, its team, administrators) export its training data. The rows come
 from ``audits.selectors.training_data`` in one streamed query, written and sent in chunks of ``CHUNK_ROWS``, so a
-million rows never sit in memory at once. Sensitive attributes stay out unless asked for by someone who may see
-them; such an export is sealed in the ledger (``training_data.exported``) before its first byte is sent, with its
-filters, format and columns: its row count is only known once the stream ends, and is logged then.
+million rows never sit in memory at once. On PostgreSQL the database writes the rows' text itself, the very
+bytes of the Python writer below, which SQLite's embedded mode uses and which writes the few rows SQL leaves to it.
+
+Sensitive attributes stay out unless asked for by someone who may see them; such an export is sealed in the ledger
+(``training_data.exported``) before its first byte is sent, with its filters, format and columns: its row count is
+only known once the stream ends, and is logged then.
 
 Who may see sensitive attributes: the platform has no permission of their own (no page or API shows them, case by
 case, to anyone). The export reuses ``audits.run_biasaudit``, the right to audit any model, that is to have every
@@ -12,6 +15,7 @@ case's sensitive attributes read into groups: compliance officers and administra
 so an engineer includes them only with an administrator's grant made on purpose.
 """
 
+import csv
 import io
 import json
 import logging
@@ -23,11 +27,22 @@ from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 
 from audits.events import LedgerEvent
 from audits.ledger import ledger_append
-from audits.selectors.training_data import HUMAN_DECISION_SOURCES, TRAINING_FIELDS, TrainingDataFilter, training_cases
+from audits.selectors.training_data import (
+    FALLBACK_MARK,
+    HUMAN_DECISION_SOURCES,
+    TRAINING_FIELDS,
+    TrainingDataFilter,
+    training_case_from_fallback,
+    training_cases,
+    training_csv_copy_sql,
+    training_data_copied,
+    training_data_lines,
+    training_jsonl_query,
+)
 from hitl_platform.spreadsheet import csv_writer
 from models_registry.models import MLModel
 from models_registry.scoring import feature_columns
@@ -151,6 +166,12 @@ def training_data_export(
     )
 
 
+def database_writes_rows() -> bool:
+    """Whether the database writes the rows' text (PostgreSQL): reading a million rows into Python objects and
+    writing them out again costs more than the whole export may take."""
+    return connection.vendor == "postgresql"
+
+
 def _stream(
     data_filter: TrainingDataFilter,
     *,
@@ -160,21 +181,37 @@ def _stream(
     actor: AbstractBaseUser,
     include_sensitive: bool,
 ) -> Iterator[bytes]:
-    cases = training_cases(data_filter)
-    if not include_sensitive:
-        # Personal data the export will not write is not read either.
-        cases = cases.values(*(name for name in TRAINING_FIELDS if name != "sensitive_attributes"))
-    write_chunk = writer.csv_chunk if format == CSV else writer.jsonl_chunk
     written = 0
-    # One transaction for the whole read: PostgreSQL's server-side cursor then streams the rows as they are
-    # fetched, where outside one it would hold the cursor and so build the whole result before the first row.
+    # One transaction for the whole read: every row from one snapshot, a server-side cursor that streams (where
+    # outside one PostgreSQL would build the whole result before the first row), and the database's settings for
+    # the export (EXPORT_SETTINGS) end with it.
     with transaction.atomic():
         if format == CSV:
             yield writer.csv_header()
-        rows = cases.iterator(chunk_size=CHUNK_ROWS)
-        while chunk := list(islice(rows, CHUNK_ROWS)):
-            yield write_chunk(chunk)
-            written += len(chunk)
+        if database_writes_rows() and format == CSV:
+            statement = training_csv_copy_sql(
+                data_filter, feature_names=writer.feature_names, sensitive_names=writer.sensitive_names
+            )
+            for copied in training_data_copied(statement, rows_per_chunk=CHUNK_ROWS):
+                yield writer.copied_csv_chunk(copied)
+                written += len(copied)
+        elif database_writes_rows():
+            query = training_jsonl_query(
+                data_filter, feature_names=writer.feature_names, sensitive_names=writer.sensitive_names
+            )
+            for lines in training_data_lines(query, rows_per_chunk=CHUNK_ROWS):
+                yield writer.written_jsonl_chunk(lines)
+                written += len(lines)
+        else:
+            cases = training_cases(data_filter)
+            if not include_sensitive:
+                # Personal data the export will not write is not read either.
+                cases = cases.values(*(name for name in TRAINING_FIELDS if name != "sensitive_attributes"))
+            write_chunk = writer.csv_chunk if format == CSV else writer.jsonl_chunk
+            rows = cases.iterator(chunk_size=CHUNK_ROWS)
+            while chunk := list(islice(rows, CHUNK_ROWS)):
+                yield write_chunk(chunk)
+                written += len(chunk)
     logger.info(
         "Training data of %s exported by %s: %d rows, %s, sensitive attributes %s.",
         model.name,
@@ -187,6 +224,8 @@ def _stream(
 
 # Cells written as they are; anything else (an object, a list, a missing value) goes through ``_cell``.
 PLAIN_CELL_TYPES = frozenset({str, int, float, bool})
+CSV_LINE_END = b"\r\n"
+MARK = FALLBACK_MARK.encode()
 _JSON = json.JSONEncoder(ensure_ascii=False)
 _SORTED_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
 
@@ -268,6 +307,34 @@ class _RowWriter:
             rows.append(row)
         self._csv.writerows(rows)
         return self._drain()
+
+    def copied_csv_chunk(self, rows: list[memoryview]) -> bytes:
+        """COPY's CSV rows as csv_writer ends them (CRLF, where COPY writes LF), each row SQL left to Python
+        written by ``csv_chunk``."""
+        data = CSV_LINE_END.join([row[:-1] for row in rows]) + CSV_LINE_END
+        if MARK not in data:
+            return data
+        return b"".join(self._copied_csv_row(bytes(row)) for row in rows)
+
+    def _copied_csv_row(self, row: bytes) -> bytes:
+        if MARK in row:
+            # Any cell may carry the case; a mark inside a text (not at its start) is that text's own.
+            for cell in next(csv.reader(io.StringIO(row.decode("utf-8"), newline=""))):
+                if cell.startswith(FALLBACK_MARK):
+                    return self.csv_chunk([training_case_from_fallback(cell[len(FALLBACK_MARK) :])])
+        return row[:-1] + CSV_LINE_END
+
+    def written_jsonl_chunk(self, lines: list[str]) -> bytes:
+        """The JSON lines the database wrote, each it left to Python written by ``jsonl_chunk``."""
+        text = "\n".join(lines) + "\n"
+        if FALLBACK_MARK in text:
+            return b"".join(
+                self.jsonl_chunk([training_case_from_fallback(line[len(FALLBACK_MARK) :])])
+                if line.startswith(FALLBACK_MARK)
+                else (line + "\n").encode("utf-8")
+                for line in lines
+            )
+        return text.encode("utf-8")
 
     def jsonl_chunk(self, cases: list[dict[str, Any]]) -> bytes:
         sensitive_names = self.sensitive_names
