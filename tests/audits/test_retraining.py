@@ -317,17 +317,17 @@ class TestOneJobPerModel:
 
     @pytest.mark.django_db(transaction=True)
     @pytest.mark.skipif(not on_postgres(), reason="needs PostgreSQL (set DATABASE_URL)")
-    def test_concurrent_requests_make_exactly_one_job(self, ml_engineer, base, settings):
-        settings.CELERY_TASK_ALWAYS_EAGER = False
+    def test_concurrent_requests_make_exactly_one_job(self, ml_engineer, base, monkeypatch):
+        # Patched once, before the threads: a patch per thread would race and could leave it in place for
+        # the tests after this one.
+        monkeypatch.setattr(retraining_service, "job_send", lambda job, task: None)
         barrier = threading.Barrier(4)
         outcomes = []
 
         def ask():
             barrier.wait()
             try:
-                with pytest.MonkeyPatch.context() as patch:
-                    patch.setattr(retraining_service, "_send", lambda job: None)
-                    outcomes.append(retraining_request(actor=ml_engineer, model=base.model).pk)
+                outcomes.append(retraining_request(actor=ml_engineer, model=base.model).pk)
             except RetrainingConflict as exc:
                 outcomes.append(f"conflict {exc.job.pk}")
             finally:
