@@ -157,3 +157,19 @@ class Figures:
 def machine_line() -> str:
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     return f"machine: {os.cpu_count()} cores, load average {load} (1, 5, 15 min); python {sys.version.split()[0]}"
+
+
+def peak_rss_mb() -> float:
+    """VmHWM: the peak resident set of this process's own address space (since exec, or the last reset)."""
+    return _proc_status_kb("VmHWM") / 1024
+
+
+def current_rss_mb() -> float:
+    return _proc_status_kb("VmRSS") / 1024
+
+
+def _proc_status_kb(key: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{key}:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{key} is not in /proc/self/status")

@@ -52,7 +52,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psycopg
 from psycopg import sql
 
-from bench._common import REPO, VENV_BIN, Figures, database_url, machine_line, production_environment, recreate_database
+from bench._common import (
+    REPO,
+    VENV_BIN,
+    Figures,
+    current_rss_mb,
+    database_url,
+    machine_line,
+    peak_rss_mb,
+    production_environment,
+    recreate_database,
+)
 
 DATABASE_URL = database_url("hitl_bench_audit")
 # The parent and the audit children seal ledger events with the same key, so the chain stays verifiable.
@@ -106,22 +116,6 @@ SCOPES = (("sex",), ("age_band",), ("sex", "age_band"))
 
 def scope_name(attributes) -> str:
     return " & ".join(attributes)
-
-
-def peak_rss_mb() -> float:
-    """VmHWM: the peak resident set of this process's own address space since it was exec'd."""
-    return _proc_status_kb("VmHWM") / 1024
-
-
-def current_rss_mb() -> float:
-    return _proc_status_kb("VmRSS") / 1024
-
-
-def _proc_status_kb(key: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{key}:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{key} is not in /proc/self/status")
 
 
 # The load

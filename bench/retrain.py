@@ -52,7 +52,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg
 
-from bench._common import REPO, VENV_BIN, Figures, database_url, machine_line, production_environment, recreate_database
+from bench._common import (
+    REPO,
+    VENV_BIN,
+    Figures,
+    current_rss_mb,
+    database_url,
+    machine_line,
+    peak_rss_mb,
+    production_environment,
+    recreate_database,
+)
 
 DATABASE_URL = database_url("hitl_bench_retrain")
 # The parent registers the model (its events start the chain) and the children seal the jobs' events: one key.
@@ -91,22 +101,6 @@ SPAN_DAYS = 365
 SEED = 17
 MITIGATION = "demographic_parity"
 MITIGATION_ATTRIBUTE = "sex"
-
-
-def peak_rss_mb() -> float:
-    """VmHWM: the peak resident set of this process's own address space since it was exec'd."""
-    return _proc_status_kb("VmHWM") / 1024
-
-
-def current_rss_mb() -> float:
-    return _proc_status_kb("VmRSS") / 1024
-
-
-def _proc_status_kb(key: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{key}:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{key} is not in /proc/self/status")
 
 
 # The load

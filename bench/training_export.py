@@ -40,7 +40,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psycopg
 from psycopg import sql
 
-from bench._common import REPO, VENV_BIN, Figures, database_url, machine_line, production_environment, recreate_database
+from bench._common import (
+    REPO,
+    VENV_BIN,
+    Figures,
+    current_rss_mb,
+    database_url,
+    machine_line,
+    peak_rss_mb,
+    production_environment,
+    recreate_database,
+)
 
 DATABASE_URL = database_url("hitl_bench_training_export")
 # The parent registers the model (its events start the chain) and a child seals the sensitive export: one key.
@@ -80,22 +90,6 @@ RUNS = (
     ("JSON Lines", {"format": "jsonl"}, OWNER),
     ("CSV with sensitive attributes", {"format": "csv", "include_sensitive": "true"}, ADMIN),
 )
-
-
-def _proc_status_kb(key: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{key}:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{key} is not in /proc/self/status")
-
-
-def peak_rss_mb() -> float:
-    """VmHWM: the peak resident set of this process's own address space (since exec or the last reset)."""
-    return _proc_status_kb("VmHWM") / 1024
-
-
-def current_rss_mb() -> float:
-    return _proc_status_kb("VmRSS") / 1024
 
 
 def peak_rss_reset() -> bool:

@@ -38,6 +38,7 @@ from audits.fairness import (
     review_amplification,
     reviewer_override_directions,
 )
+from audits.jobs import job_beat, job_claim, job_send, job_set_status, jobs_requeue_stale
 from audits.ledger import canonical_json, ledger_append, sha256_hex
 from audits.models import AuditPolicy, BiasAudit
 from audits.selectors.bias_audits import (
@@ -51,7 +52,6 @@ from audits.selectors.bias_audits import (
 )
 from audits.tasks import bias_audit_run_task
 from hitl_platform.history import historise
-from hitl_platform.queueing import task_send_on_commit
 from hitl_platform.roles import Role
 from models_registry.models import MLModel, ModelVersion, PromotionRequest
 from models_registry.selectors import user_may_write_model
@@ -147,7 +147,7 @@ def bias_audit_request(
     )
     historise(audit, actor=actor, reason=f"Audit requested ({AuditTrigger(trigger).label.lower()})")
     audit.save()
-    _send(audit)
+    job_send(audit, bias_audit_run_task)
     return audit
 
 
@@ -159,107 +159,28 @@ def bias_audit_retry(*, audit: BiasAudit, actor) -> BiasAudit:
         audit = BiasAudit.objects.select_for_update().get(pk=audit.pk)
         if audit.status != AuditStatus.FAILED:
             raise ValidationError({"status": [f"Only a failed audit can be retried; this one is {audit.status}."]})
-        _set_status(audit, AuditStatus.QUEUED, actor=actor, reason="Retry requested", error="", progress=0)
-        _send(audit)
+        job_set_status(audit, AuditStatus.QUEUED, actor=actor, reason="Retry requested", error="", progress=0)
+        job_send(audit, bias_audit_run_task)
     return audit
-
-
-def _send(audit: BiasAudit) -> None:
-    """Queue the audit's run; if the broker refuses it, the audit fails at once with the reason, to be retried."""
-
-    def not_started(reason: str) -> None:
-        with transaction.atomic():
-            current = BiasAudit.objects.select_for_update().get(pk=audit.pk)
-            if current.status == AuditStatus.QUEUED:
-                _set_status(
-                    current,
-                    AuditStatus.FAILED,
-                    actor=None,
-                    reason="Not started: the task queue is unreachable",
-                    error=reason,
-                    finished_at=timezone.now(),
-                )
-        audit.refresh_from_db(fields=["status", "error", "finished_at"])
-
-    task_send_on_commit(bias_audit_run_task, audit.pk, on_unreachable=not_started)
 
 
 def bias_audits_requeue_stale(*, now: datetime | None = None) -> list[int]:
     """Put audits whose worker died back in the queue (or fail them after MAX_ATTEMPTS); their ids."""
-    now = now or timezone.now()
-    requeued = []
-    with transaction.atomic():
-        stale = BiasAudit.objects.select_for_update(skip_locked=True).filter(
-            status=AuditStatus.RUNNING, heartbeat_at__lt=now - STALE_AFTER
-        )
-        for audit in stale:
-            if audit.attempts >= MAX_ATTEMPTS:
-                _set_status(
-                    audit,
-                    AuditStatus.FAILED,
-                    actor=None,
-                    reason="Worker lost too often",
-                    error=f"The worker running this audit stopped {audit.attempts} times; retry it when the "
-                    "workers are healthy.",
-                    finished_at=now,
-                )
-                continue
-            _set_status(audit, AuditStatus.QUEUED, actor=None, reason="Worker lost: requeued", progress=0)
-            requeued.append(audit.pk)
-    for pk in requeued:
-        bias_audit_run_task.delay(pk)
-    return requeued
-
-
-def _set_status(audit: BiasAudit, status: str, *, actor, reason: str, **fields: Any) -> None:
-    audit.status = status
-    for name, value in fields.items():
-        setattr(audit, name, value)
-    historise(audit, actor=actor, reason=reason)
-    audit.save(update_fields=["status", *fields])
-
-
-def _beat(audit: BiasAudit, progress: int) -> None:
-    # Progress and heartbeat are not governance events: a plain UPDATE, no history row per tick.
-    BiasAudit.objects.filter(pk=audit.pk).update(progress=progress, heartbeat_at=timezone.now())
-
-
-def _claim(audit_id: int) -> BiasAudit | None:
-    """Move a queued audit to RUNNING for this worker; None if another worker has it or it is no longer queued."""
-    with transaction.atomic():
-        audit = (
-            # of=("self",): PostgreSQL cannot lock the nullable side of the version's outer join.
-            BiasAudit.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("model", "version")
-            .filter(pk=audit_id, status=AuditStatus.QUEUED)
-            .first()
-        )
-        if audit is None:
-            return None
-        now = timezone.now()
-        _set_status(
-            audit,
-            AuditStatus.RUNNING,
-            actor=None,
-            reason="Audit started",
-            attempts=audit.attempts + 1,
-            started_at=now,
-            heartbeat_at=now,
-            error="",
-        )
-    return audit
+    return jobs_requeue_stale(
+        BiasAudit, task=bias_audit_run_task, stale_after=STALE_AFTER, max_attempts=MAX_ATTEMPTS, noun="audit", now=now
+    )
 
 
 def bias_audit_run(*, audit_id: int) -> BiasAudit | None:
     """Run one queued audit to its end: SUCCEEDED with its result, or FAILED with the error (never raises)."""
-    audit = _claim(audit_id)
+    audit = job_claim(BiasAudit.objects.select_related("model", "version"), audit_id, reason="Audit started")
     if audit is None:
         return None
     try:
-        computation = bias_audit_compute(audit=audit, beat=lambda percent: _beat(audit, percent))
+        computation = bias_audit_compute(audit=audit, beat=lambda percent: job_beat(audit, percent))
     except Exception as exc:
         logger.exception("Bias audit %s failed", audit.pk)
-        _set_status(
+        job_set_status(
             audit,
             AuditStatus.FAILED,
             actor=None,
@@ -450,7 +371,7 @@ def _finish(audit: BiasAudit, computation: AuditComputation) -> None:
     inputs_sha256 = sha256_hex(canonical_json(computation.inputs))
     verdict = AuditVerdict(computation.verdict)
     with transaction.atomic():
-        _set_status(
+        job_set_status(
             audit,
             AuditStatus.SUCCEEDED,
             actor=None,

@@ -46,6 +46,7 @@ from audits.fairness import (
     Y_PRED,
     Y_TRUE,
 )
+from audits.jobs import job_beat, job_claim, job_send, job_set_status, jobs_requeue_stale
 from audits.ledger import ledger_append, sha256_hex
 from audits.models import RetrainingJob
 from audits.selectors.bias_audits import audit_policy_for
@@ -60,7 +61,6 @@ from audits.selectors.training_data import HUMAN_DECISION_SOURCES, TrainingDataF
 from audits.services.bias_audits import bias_audit_compute_from_cells, bias_audit_record_computed
 from audits.tasks import retraining_run_task
 from hitl_platform.history import historise
-from hitl_platform.queueing import task_send_on_commit
 from models_registry.artifacts import ModelFileUnavailable, load_trusted_model
 from models_registry.choices import ModelTask, Stage
 from models_registry.fair_mixture import FairMixtureClassifier
@@ -182,68 +182,17 @@ def retraining_request(
         if active is None:
             raise
         raise RetrainingConflict(active) from exc
-    _send(job)
-    return job
-
-
-def _send(job: RetrainingJob) -> None:
-    def not_started(reason: str) -> None:
-        with transaction.atomic():
-            current = RetrainingJob.objects.select_for_update().get(pk=job.pk)
-            if current.status == AuditStatus.QUEUED:
-                _set_status(
-                    current,
-                    AuditStatus.FAILED,
-                    actor=None,
-                    reason="Not started: the task queue is unreachable",
-                    error=reason,
-                    finished_at=timezone.now(),
-                )
-        job.refresh_from_db(fields=["status", "error", "finished_at"])
-
-    task_send_on_commit(retraining_run_task, job.pk, on_unreachable=not_started)
-
-
-def _set_status(job: RetrainingJob, status: str, *, actor, reason: str, **fields: Any) -> None:
-    job.status = status
-    for name, value in fields.items():
-        setattr(job, name, value)
-    historise(job, actor=actor, reason=reason)
-    job.save(update_fields=["status", *fields])
-
-
-def _beat(job: RetrainingJob, progress: int) -> None:
-    # Progress ticks are not governance events: a plain UPDATE, no history row per tick.
-    RetrainingJob.objects.filter(pk=job.pk).update(progress=progress, heartbeat_at=timezone.now())
-
-
-def _claim(job_id: int) -> RetrainingJob | None:
-    with transaction.atomic():
-        job = (
-            RetrainingJob.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("model", "base_version", "requested_by")
-            .filter(pk=job_id, status=AuditStatus.QUEUED)
-            .first()
-        )
-        if job is None:
-            return None
-        now = timezone.now()
-        _set_status(
-            job,
-            AuditStatus.RUNNING,
-            actor=None,
-            reason="Retraining started",
-            attempts=job.attempts + 1,
-            started_at=now,
-            heartbeat_at=now,
-            error="",
-        )
+    job_send(job, retraining_run_task)
     return job
 
 
 def retraining_run(*, job_id: int) -> RetrainingJob | None:
     """Run one queued job to its end: SUCCEEDED with its candidate, or FAILED with the reason (never raises)."""
-    job = _claim(job_id)
+    job = job_claim(
+        RetrainingJob.objects.select_related("model", "base_version", "requested_by"),
+        job_id,
+        reason="Retraining started",
+    )
     if job is None:
         return None
     try:
@@ -257,7 +206,7 @@ def retraining_run(*, job_id: int) -> RetrainingJob | None:
             logger.exception("Retraining job %s failed", job.pk)
         reason = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
         with transaction.atomic():
-            _set_status(
+            job_set_status(
                 job,
                 AuditStatus.FAILED,
                 actor=None,
@@ -343,7 +292,7 @@ def _train(job: RetrainingJob) -> None:
         ) from exc
     training = training_set_build(model=model, until=job.created_at)
     timings["training_set_s"] = round(time.perf_counter() - started, 3)
-    _beat(job, 20)
+    job_beat(job, 20)
     _check_trainable(model, training)
     columns = feature_columns(model) or []
     # The fitted base knows the columns it was trained on (a DataFrame for a pipeline that selects them by name).
@@ -355,7 +304,7 @@ def _train(job: RetrainingJob) -> None:
     fit_started = time.perf_counter()
     candidate = _fit(job, template, _rows(matrix, train_index), labels[train_index], training, train_index)
     timings["fit_s"] = round(time.perf_counter() - fit_started, 3)
-    _beat(job, 70)
+    job_beat(job, 70)
     holdout = _rows(matrix, holdout_index)
     holdout_sensitive = [training.sensitive[i] for i in holdout_index]
     attributes = [a for a in (model.sensitive_attributes or []) if any(a in row for row in holdout_sensitive)]
@@ -378,7 +327,7 @@ def _train(job: RetrainingJob) -> None:
         "base_training_data": base.description,
         "drift_reference": _drift_reference(model, training.features, confidences),
     }
-    _beat(job, 85)
+    job_beat(job, 85)
     _finish(job, candidate, comparison, snapshot, candidate_cells, attributes, timings, started)
 
 
@@ -632,7 +581,7 @@ def _finish(
                 ),
             )
             timings["total_s"] = round(time.perf_counter() - started, 3)
-            _set_status(
+            job_set_status(
                 job,
                 AuditStatus.SUCCEEDED,
                 actor=None,
@@ -683,29 +632,9 @@ def _comparison_words(comparison: dict[str, Any]) -> str:
 
 def retraining_requeue_stale(*, now: datetime | None = None) -> list[int]:
     """Put jobs whose worker died back in the queue (or fail them after MAX_ATTEMPTS); their ids."""
-    now = now or timezone.now()
-    requeued = []
-    with transaction.atomic():
-        stale = RetrainingJob.objects.select_for_update(skip_locked=True).filter(
-            status=AuditStatus.RUNNING, heartbeat_at__lt=now - STALE_AFTER
-        )
-        for job in stale:
-            if job.attempts >= MAX_ATTEMPTS:
-                _set_status(
-                    job,
-                    AuditStatus.FAILED,
-                    actor=None,
-                    reason="Worker lost too often",
-                    error=f"The worker running this job stopped {job.attempts} times; retry it when the workers "
-                    "are healthy.",
-                    finished_at=now,
-                )
-                continue
-            _set_status(job, AuditStatus.QUEUED, actor=None, reason="Worker lost: requeued", progress=0)
-            requeued.append(job.pk)
-    for pk in requeued:
-        retraining_run_task.delay(pk)
-    return requeued
+    return jobs_requeue_stale(
+        RetrainingJob, task=retraining_run_task, stale_after=STALE_AFTER, max_attempts=MAX_ATTEMPTS, noun="job", now=now
+    )
 
 
 def retraining_scheduled(*, model_id: int) -> RetrainingJob | None:
