@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 TEST_ARGS ?= -n 2
 
-.PHONY: demo serve test lint bench install clean
+.PHONY: demo serve test lint bench screenshots install clean
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11 or newer is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -37,6 +37,10 @@ lint: $(INSTALLED)
 
 bench: $(INSTALLED)
 	$(BIN)/python bench/run_all.py
+
+# Retake docs/tour.md's screenshots (the tour's browser test, saving into docs/screenshots/).
+screenshots: $(INSTALLED)
+	HITL_TOUR_SCREENSHOTS_UPDATE=1 $(BIN)/python -m pytest tests/browser/test_tour_screenshots.py
 
 clean:
 	rm -rf $(VENV) test-output .pytest_cache

@@ -1,5 +1,7 @@
 """docs/tour.md's five-minute tour, walked in a real browser on the short demo: each stop checks that the page
-says what the tour says, then saves the full-page screenshot the tour shows (docs/screenshots/).
+says what the tour says, then saves the full-page screenshot the tour shows: into test-output/ on a test run, into
+docs/screenshots/ under `make screenshots` (HITL_TOUR_SCREENSHOTS_UPDATE=1), so a test run leaves the checkout as it
+found it.
 
 The demo is loaded once, by one test that walks the whole tour: loading it takes most of the time. Sequences are
 reset first, so case and audit numbers are the same on every run; times are masked wherever they are an
@@ -7,6 +9,7 @@ element of their own.
 """
 
 import io
+import os
 import re
 from collections.abc import Iterator
 
@@ -26,12 +29,16 @@ from models_registry.models import MLModel
 from reviews.choices import DecisionSource, TaskStatus
 from reviews.models import Assignment, Decision, ReviewTask
 from reviews.services.intake import predictions_ingest
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, TEST_OUTPUT
 from tests.factories import TEST_PASSWORD
 
 pytestmark = [pytest.mark.browser]
 
-TOUR_SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
+TOUR_SCREENSHOTS = (
+    REPO_ROOT / "docs" / "screenshots"
+    if os.environ.get("HITL_TOUR_SCREENSHOTS_UPDATE")
+    else TEST_OUTPUT / "tour-screenshots"
+)
 SHORT_DEMO_CASES = 240
 TOUR_ACCOUNTS = ("carla", "rita")
 # The case of docs/tour.md's curl example. Both of the demo's rules catch it, "large loans need review"
