@@ -23,6 +23,11 @@ from reviews.choices import (
 PERSONAL_DATA_FIELDS = ["features", "sensitive_attributes", "explanation", "scores"]
 
 
+def case_name(external_id: str, prediction_id: int) -> str:
+    """A case's one name, e.g. ``application-00136 (#136)``, also for rows read with ``values()``."""
+    return f"{external_id} (#{prediction_id})"
+
+
 class RoutingPolicy(models.Model):
     """How one model's predictions are routed and reviewed. Every change is historised with a reason."""
 
@@ -122,7 +127,12 @@ class Prediction(models.Model):
         indexes = [models.Index(fields=["model", "-created_at"], name="prediction_model_recent")]
 
     def __str__(self) -> str:
-        return f"{self.model_id}:{self.external_id}"
+        return self.case_name
+
+    @property
+    def case_name(self) -> str:
+        """What every page, list, link and export calls this case: the caller's id and ours."""
+        return case_name(self.external_id, self.pk)
 
 
 class ReviewTask(models.Model):
