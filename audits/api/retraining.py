@@ -2,13 +2,13 @@
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
 
-from audits.api.serializers import RetrainingJobSerializer, RetrainingRequestSerializer
+from audits.api.serializers import RetrainingConflictSerializer, RetrainingJobSerializer, RetrainingRequestSerializer
+from audits.api.views import QUEUE_DOWN
 from audits.choices import AuditStatus
 from audits.models import RetrainingJob
 from audits.selectors.retraining import retraining_jobs_list
@@ -17,6 +17,14 @@ from hitl_platform.api.permissions import RolePermission
 from models_registry.selectors import ml_models_readable_by, model_readable_by_name
 
 
+@extend_schema_view(
+    get=extend_schema(
+        summary="List a model's retraining jobs",
+        description="The model's retraining jobs, newest first, with status, progress and, once done, the "
+        "candidate version and its promotion request. A model you may not read is a 404.",
+    )
+)
+@extend_schema(tags=["Retraining"])
 class RetrainingJobsOfModelView(generics.ListAPIView):
     """A model's retraining jobs, newest first; POST queues one (202 with its id), 409 while one is active."""
 
@@ -33,16 +41,20 @@ class RetrainingJobsOfModelView(generics.ListAPIView):
         return retraining_jobs_list().filter(model=self._model())
 
     @extend_schema(
+        summary="Request a retraining",
+        description="Queues a retraining of the model's newest version with a model file on its human-verified "
+        "cases, optionally under a fairness constraint on one sensitive attribute (binary models). The 202 returns "
+        "the queued job; poll it until it succeeds (snapshot, comparison with the base version, candidate version "
+        "and its promotion request) or fails. A model with no version file, or a constraint it cannot take, is a "
+        "400 naming the field; a 409 names the job already queued or running for the model.",
         request=RetrainingRequestSerializer,
         responses={
             202: RetrainingJobSerializer,
-            400: OpenApiTypes.OBJECT,
-            403: OpenApiTypes.OBJECT,
-            404: OpenApiTypes.OBJECT,
-            409: OpenApiTypes.OBJECT,
-            503: RetrainingJobSerializer,
+            409: OpenApiResponse(
+                RetrainingConflictSerializer, description="A retraining of this model is already queued or running."
+            ),
+            503: OpenApiResponse(RetrainingJobSerializer, description=QUEUE_DOWN),
         },
-        tags=["retraining"],
     )
     def post(self, request, name: str):
         model = self._model()
@@ -63,6 +75,15 @@ class RetrainingJobsOfModelView(generics.ListAPIView):
         return Response(data, status=status.HTTP_202_ACCEPTED)
 
 
+@extend_schema_view(
+    get=extend_schema(
+        summary="Get a retraining job",
+        description="One job: status and progress, then its training snapshot, the comparison of the candidate with "
+        "its base version, the candidate version, its bias audit and promotion request, and timings; `page_url` "
+        "opens it in the console. A job of a model you may not read is a 404.",
+        tags=["Retraining"],
+    )
+)
 class RetrainingJobDetailView(generics.RetrieveAPIView):
     """One job: status and progress, then its snapshot, comparison, candidate version and promotion request."""
 

@@ -1,3 +1,4 @@
+from django.contrib.auth.models import User
 from django.urls import reverse
 from rest_framework import serializers
 
@@ -22,8 +23,10 @@ class ExportRequestSerializer(StrictSerializer):
 class ExportSerializer(serializers.ModelSerializer):
     """Output: the export's state, and where to download the file once it is done."""
 
-    model = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    model: serializers.SlugRelatedField[MLModel] = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    requested_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
     download_url = serializers.SerializerMethodField()
 
     class Meta:
@@ -72,9 +75,11 @@ class BiasAuditRequestSerializer(StrictSerializer):
 class BiasAuditSerializer(serializers.ModelSerializer):
     """Output: an audit's state and, when it succeeded, its verdict, figures and summary."""
 
-    model = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    model: serializers.SlugRelatedField[MLModel] = serializers.SlugRelatedField(slug_field="name", read_only=True)
     version = serializers.IntegerField(source="version.number", read_only=True, allow_null=True)
-    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    requested_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
     report_url = serializers.SerializerMethodField()
 
     class Meta:
@@ -130,13 +135,22 @@ class RetrainingRequestSerializer(StrictSerializer):
     seed = serializers.IntegerField(default=0, min_value=0, max_value=2**31 - 1)
 
 
+class RetrainingConflictSerializer(serializers.Serializer):
+    """Why a retraining was not queued: another job of the model is queued or running."""
+
+    detail = serializers.CharField()
+    job = serializers.IntegerField(help_text="The id of the job already queued or running: poll it.")
+
+
 class RetrainingJobSerializer(serializers.ModelSerializer):
     """Output: a job's state and, when it succeeded, its snapshot, comparison, candidate and promotion request."""
 
-    model = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    model: serializers.SlugRelatedField[MLModel] = serializers.SlugRelatedField(slug_field="name", read_only=True)
     base_version = serializers.IntegerField(source="base_version.number", read_only=True)
     candidate_version = serializers.IntegerField(source="candidate_version.number", read_only=True, allow_null=True)
-    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    requested_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
     snapshot = serializers.SerializerMethodField()
     page_url = serializers.SerializerMethodField()
 

@@ -47,9 +47,15 @@ class ModelThresholdRecommendationView(APIView):
     required_permissions = {"GET": ("reviews.view_routingpolicy",)}
 
     @extend_schema(
+        summary="Get a model's threshold recommendation",
+        description="The lowest auto-decide confidence threshold whose error rate on the model's reviewed cases, "
+        "bounded from above at `confidence`, stays under `target_error`; the automation rate, error rate and "
+        "review load at the current and the recommended threshold; the per-band figures of the reliability "
+        "chart; and the recommendation in sentences. Read only: a person applies it in the console. Values out "
+        "of range are a 400 naming the parameter; a model you may not read is a 404.",
         parameters=[ThresholdRecommendationQuerySerializer],
         responses={200: OpenApiTypes.OBJECT},
-        tags=["routing"],
+        tags=["Routing"],
     )
     def get(self, request, name: str) -> Response:
         model = model_readable_by_name(user=request.user, name=name)

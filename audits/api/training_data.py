@@ -1,5 +1,7 @@
 """``GET /api/v1/models/{name}/training-data/``: a model's human-verified cases, streamed as CSV or JSON Lines."""
 
+from typing import TYPE_CHECKING
+
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import QueryDict, StreamingHttpResponse
@@ -16,8 +18,13 @@ from hitl_platform.api.permissions import RolePermission
 from hitl_platform.api.serializers import StrictSerializer
 from models_registry.selectors import model_readable_by_name
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 PERIOD_HELP = "An ISO 8601 date (midnight UTC) or date and time, of the cases' reception."
-PERIOD_ERRORS = {"invalid": "Enter an ISO 8601 date (2025-03-01) or date and time (2025-03-01T09:30:00Z)."}
+PERIOD_ERRORS: "dict[str, StrOrPromise]" = {
+    "invalid": "Enter an ISO 8601 date (2025-03-01) or date and time (2025-03-01T09:30:00Z)."
+}
 
 EXPORT_RESPONSE = OpenApiResponse(
     OpenApiTypes.STR,
@@ -37,7 +44,9 @@ class TrainingDataQuerySerializer(StrictSerializer):
     until = serializers.DateTimeField(
         required=False, error_messages=PERIOD_ERRORS, help_text=f"Cases received before (exclusive). {PERIOD_HELP}"
     )
-    source = serializers.ListField(
+    # drf-stubs take a field named source for Field.source, which DRF's metaclass never replaces
+    # (typeddjango/djangorestframework-stubs#78).
+    source = serializers.ListField(  # type: ignore[assignment]
         child=serializers.ChoiceField(
             choices=HUMAN_DECISION_SOURCES,
             error_messages={
@@ -88,8 +97,14 @@ class ModelTrainingDataView(APIView):
 
     @extend_schema(
         parameters=[TrainingDataQuerySerializer],
+        summary="Download a model's training data",
+        description="Streams the model's human-decided cases (consensus or adjudication; gold and purged cases "
+        "left out), oldest first, as CSV or JSON Lines: features, the training label (the reported outcome where "
+        "there is one, else the final label), how it was decided, and the version. `include_sensitive` adds the "
+        "sensitive attributes, for users allowed to see them (else 403); each such export is recorded in the "
+        "ledger. A bad date, an unknown source or a repeated parameter is a 400.",
         responses={(200, "text/csv"): EXPORT_RESPONSE, (200, "application/jsonl"): EXPORT_RESPONSE},
-        tags=["training data"],
+        tags=["Training data"],
     )
     def get(self, request, name: str):
         model = model_readable_by_name(user=request.user, name=name)

@@ -4,7 +4,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
@@ -25,6 +25,11 @@ from audits.services.exports import export_request
 from hitl_platform.api.permissions import RolePermission
 from models_registry.selectors import ml_models_readable_by, model_readable_by_name
 
+QUEUE_DOWN = (
+    "The task queue refused the job: it is recorded as failed, with the reason in `error`; ask again after "
+    "Retry-After seconds."
+)
+
 
 class OwnExportsMixin:
     """Exports the requesting user may see (their own; all for a superuser)."""
@@ -35,6 +40,14 @@ class OwnExportsMixin:
         return exports_visible_to(self.request.user)
 
 
+@extend_schema_view(
+    get=extend_schema(
+        summary="List your exports",
+        description="The exports you requested (every export, for an administrator), newest first, with their "
+        "status and progress; `download_url` is set on those whose file is ready.",
+    )
+)
+@extend_schema(tags=["Exports"])
 class ExportListCreateView(OwnExportsMixin, generics.ListAPIView):
     """Your exports (newest first); POST asks for a new one, written in the background."""
 
@@ -43,7 +56,13 @@ class ExportListCreateView(OwnExportsMixin, generics.ListAPIView):
     serializer_class = ExportSerializer
 
     @extend_schema(
-        request=ExportRequestSerializer, responses={202: ExportSerializer, 503: ExportSerializer}, tags=["exports"]
+        summary="Request an export",
+        description="Asks for a file: `kind: case` with a `prediction` (one case's whole trail) or `kind: "
+        "decisions` with a `model`, `period_start` and `period_end` (its decisions made in that period), as CSV "
+        "or JSON. The file is written in the background: the 202 returns the queued export; poll it until its "
+        "status is done, then fetch `download_url`. A missing field for the kind is a 400 naming it.",
+        request=ExportRequestSerializer,
+        responses={202: ExportSerializer, 503: OpenApiResponse(ExportSerializer, description=QUEUE_DOWN)},
     )
     def post(self, request):
         serializer = ExportRequestSerializer(data=request.data)
@@ -55,6 +74,15 @@ class ExportListCreateView(OwnExportsMixin, generics.ListAPIView):
         )
 
 
+@extend_schema_view(
+    get=extend_schema(
+        summary="Get an export",
+        description="One of your exports: status (queued, running, done or failed), progress, row count, the "
+        "file's SHA-256, the error if it failed, and `download_url` once the file is ready. Another user's export "
+        "is a 404.",
+    )
+)
+@extend_schema(tags=["Exports"])
 class ExportDetailView(OwnExportsMixin, generics.RetrieveAPIView):
     """One export's status and progress; ``download_url`` appears when the file is ready."""
 
@@ -70,8 +98,12 @@ class ExportDownloadView(OwnExportsMixin, generics.GenericAPIView):
     required_permissions = {"GET": ("audits.view_export",)}
 
     @extend_schema(
+        summary="Download an export's file",
+        description="The finished file, as an attachment: CSV or JSON, as requested. Only its requester may "
+        "download it. 404 while the export is not done, when it failed, or once the retention purge removed "
+        "its file.",
         responses={(200, "text/csv"): OpenApiTypes.STR, (200, "application/json"): OpenApiTypes.OBJECT},
-        tags=["exports"],
+        tags=["Exports"],
     )
     def get(self, request, pk: int):
         export = self.get_object()
@@ -85,6 +117,14 @@ class ExportDownloadView(OwnExportsMixin, generics.GenericAPIView):
         )
 
 
+@extend_schema_view(
+    get=extend_schema(
+        summary="List a model's bias audits",
+        description="The model's bias audits, newest first, each with its status, verdict and summary (fetch one "
+        "audit for its per-group figures). A model you may not read is a 404.",
+    )
+)
+@extend_schema(tags=["Audits"])
 class BiasAuditsOfModelView(generics.ListAPIView):
     """A model's bias audits, newest first; POST queues a new one (202 with its id) run by a Celery worker."""
 
@@ -101,15 +141,15 @@ class BiasAuditsOfModelView(generics.ListAPIView):
         return bias_audit_list().filter(model=self._model())
 
     @extend_schema(
+        summary="Request a bias audit",
+        description="Queues a bias audit of the model: which `population` of labels (the model's, the final "
+        "decisions, the reviewers', or what human review changed) across which of its sensitive attributes, "
+        "optionally for one version and a period of received cases. The 202 returns the queued audit; poll it "
+        "until it succeeds (verdict, per-group and between-group figures) or fails. An attribute the model does "
+        "not declare, or a version it does not have, is a 400 naming the field; a model you may read but not "
+        "audit is a 403.",
         request=BiasAuditRequestSerializer,
-        responses={
-            202: BiasAuditSerializer,
-            400: OpenApiTypes.OBJECT,
-            403: OpenApiTypes.OBJECT,
-            404: OpenApiTypes.OBJECT,
-            503: BiasAuditSerializer,
-        },
-        tags=["bias audits"],
+        responses={202: BiasAuditSerializer, 503: OpenApiResponse(BiasAuditSerializer, description=QUEUE_DOWN)},
     )
     def post(self, request, name: str):
         model = self._model()
@@ -134,6 +174,16 @@ class BiasAuditsOfModelView(generics.ListAPIView):
         )
 
 
+@extend_schema_view(
+    get=extend_schema(
+        summary="Get a bias audit",
+        description="One audit: status and progress, then, when it succeeded, whether it passed, its verdict and "
+        "summary, the case count, the key ratio and the per-group and between-group figures (`result`), and the "
+        "hash of its inputs; `report_url` opens its report in the console. An audit of a model you may not read is "
+        "a 404.",
+        tags=["Audits"],
+    )
+)
 class BiasAuditDetailView(generics.RetrieveAPIView):
     """One audit: status, progress, and when it succeeded the verdict, per-group and between-group figures."""
 

@@ -1,4 +1,7 @@
+import re
+
 from django.core.exceptions import FieldDoesNotExist, ValidationError
+from rest_framework import exceptions
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 
@@ -10,6 +13,35 @@ class StandardCursorPagination(CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = 1000
     ordering = "-id"
+    cursor_query_description = "The page to fetch: copy it from the `next` or `previous` link of the page before."
+
+    def get_page_size(self, request):
+        # DRF quietly serves its default for a page_size it cannot use; a caller asking for 0 or 5000 rows
+        # would read the default page as the answer, so it is told instead.
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not re.fullmatch(r"[0-9]{1,9}", raw) or not 1 <= int(raw) <= self.max_page_size:
+            raise exceptions.ValidationError(
+                {self.page_size_query_param: [f"Give a whole number from 1 to {self.max_page_size}."]}
+            )
+        return int(raw)
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["description"] = (
+                    f"Rows per page, from 1 to {self.max_page_size} (default {self.page_size}); "
+                    "any other value is refused with a 400."
+                )
+                parameter["schema"] = {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": self.max_page_size,
+                    "default": self.page_size,
+                }
+        return parameters
 
     def paginate_queryset(self, queryset, request, view=None):
         self._model = queryset.model

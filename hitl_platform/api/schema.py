@@ -6,6 +6,11 @@ really sends (``hitl_platform.api.exceptions``): ``{"detail": "..."}`` for 401, 
 field errors (``{"field": ["message", ...]}``) for 400. An operation that declares a status itself (intake's 400
 and 409 bodies, for example) keeps its own description. Input serializers that refuse unknown fields
 (``StrictInputMixin``) are documented with ``additionalProperties: false``.
+
+Component names are those of the resources, not of our serializers: ``MLModelOutputSerializer`` is documented as
+``MLModel`` and ``MLModelCreateInputSerializer`` as ``MLModelCreateRequest`` (drf-spectacular adds ``Request`` to
+every request body's component, as COMPONENT_SPLIT_REQUEST is on, so ``TokenRequestSerializer`` becomes
+``TokenRequest``, never ``TokenRequestRequest``).
 """
 
 from drf_spectacular.extensions import OpenApiSerializerExtension
@@ -24,10 +29,21 @@ FIELD_ERRORS_BODY = {
     "additionalProperties": {},
 }
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# Our serializers say which way they go; the schema's components say it once, by direction.
+DIRECTION_SUFFIXES = ("Input", "Output")
 
 
 class HitlAutoSchema(AutoSchema):
     """drf-spectacular's schema plus the error responses every operation of ours can give."""
+
+    def get_serializer_name(self, serializer, direction):
+        name = super().get_serializer_name(serializer, direction).removesuffix("Serializer")
+        for suffix in DIRECTION_SUFFIXES:
+            name = name.removesuffix(suffix)
+        if direction == "request":
+            # drf-spectacular appends "Request" to every request component.
+            name = name.removesuffix("Request")
+        return name
 
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)

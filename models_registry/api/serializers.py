@@ -2,6 +2,7 @@
 
 from django.contrib.auth.models import Group
 from django.core.validators import validate_slug
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from hitl_platform.api.serializers import JSONObjectField, StrictCharField, StrictSerializer
@@ -133,7 +134,8 @@ class MLModelOutputSerializer(serializers.ModelSerializer):
 class ModelVersionCreateInputSerializer(StrictSerializer):
     """A new version: multipart with an optional skops file, or JSON for a version scored by its caller."""
 
-    artifact = serializers.FileField(
+    # None in a subclass removes the field (DRF's way), as the JSON form's schema does.
+    artifact: serializers.FileField | None = serializers.FileField(
         required=False, help_text="A skops file (skops.io.dump); omit it for a version scored by its caller."
     )
     metrics = JSONObjectField(
@@ -141,7 +143,11 @@ class ModelVersionCreateInputSerializer(StrictSerializer):
     )
     description = _text(default="", help_text="What the version was trained on.")
     parent_version = serializers.IntegerField(
-        min_value=1, max_value=MAX_VERSION_NUMBER, required=False, allow_null=True, help_text="Lineage: the number."
+        min_value=1,
+        max_value=MAX_VERSION_NUMBER,
+        required=False,
+        allow_null=True,
+        help_text="The number of the version this one was trained from (lineage).",
     )
 
     def validate(self, attrs):
@@ -150,6 +156,33 @@ class ModelVersionCreateInputSerializer(StrictSerializer):
         if not attrs.get("artifact") and not attrs.get("metrics"):
             raise serializers.ValidationError("Send the model file, the metrics, or both.")
         return attrs
+
+
+@extend_schema_field({"type": "string", "example": '{"f1": 0.82, "roc_auc": 0.91}'})
+class JSONObjectStringField(JSONObjectField):
+    """A JSON object as a multipart form carries it: a string holding the object (JSONObjectField reads both)."""
+
+
+@extend_schema_serializer(component_name="ModelVersionUpload")
+class ModelVersionUploadSerializer(ModelVersionCreateInputSerializer):
+    """A new version as a multipart form: the skops file as a file part, the metrics as a JSON string."""
+
+    # Schema only, like the JSON form below: the view reads both forms with ModelVersionCreateInputSerializer.
+
+    artifact = serializers.FileField(
+        required=False, help_text="The skops file (skops.io.dump), as a file part; omit it to register metrics only."
+    )
+    metrics = JSONObjectStringField(
+        required=False,
+        help_text='Evaluation metrics: a JSON object sent as one string form field, e.g. {"f1": 0.82}.',
+    )
+
+
+@extend_schema_serializer(component_name="ModelVersionCreate")
+class ModelVersionMetricsOnlySerializer(ModelVersionCreateInputSerializer):
+    """A new version as a JSON body, for a version scored by its caller: metrics, no file."""
+
+    artifact = None
 
 
 class ModelVersionOutputSerializer(serializers.ModelSerializer):

@@ -2,7 +2,7 @@
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRequest, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound
 from rest_framework.generics import GenericAPIView
@@ -15,7 +15,9 @@ from models_registry.api.serializers import (
     MLModelOutputSerializer,
     MLModelUpdateInputSerializer,
     ModelVersionCreateInputSerializer,
+    ModelVersionMetricsOnlySerializer,
     ModelVersionOutputSerializer,
+    ModelVersionUploadSerializer,
     PromotionRequestCreateInputSerializer,
     PromotionRequestOutputSerializer,
 )
@@ -40,7 +42,22 @@ VIEW_REQUEST = "models_registry.view_promotionrequest"
 
 NAME_PARAMETER = OpenApiParameter("name", str, OpenApiParameter.PATH, description="The model's name (a slug).")
 NUMBER_PARAMETER = OpenApiParameter("number", int, OpenApiParameter.PATH, description="The version number.")
-TAGS = ["models"]
+MODELS = ["Models"]
+VERSIONS = ["Versions"]
+PROMOTIONS = ["Promotions"]
+UNKNOWN_MODEL = "A model you may not read answers 404, the same as a name nobody registered."
+
+
+VERSION_UPLOAD_EXAMPLE = OpenApiExample(
+    "A skops file and its metrics",
+    value={
+        "artifact": "(the bytes of credit-v2.skops)",
+        "metrics": '{"f1": 0.82, "roc_auc": 0.91}',
+        "description": "Retrained on the 2025 applications.",
+        "parent_version": 1,
+    },
+    request_only=True,
+)
 
 
 def model_not_found(name: str) -> NotFound:
@@ -89,7 +106,7 @@ class RegistryView(GenericAPIView):
         return version
 
 
-@extend_schema(tags=TAGS)
+@extend_schema(tags=MODELS)
 class MLModelListCreateView(RegistryView):
     required_permissions = {"GET": (VIEW_MODEL,), "POST": ("models_registry.add_mlmodel",)}
     input_serializers = {"POST": MLModelCreateInputSerializer}
@@ -98,12 +115,22 @@ class MLModelListCreateView(RegistryView):
     def get_queryset(self):
         return ml_models_readable_by(self.request.user, ml_model_list())
 
-    @extend_schema(summary="List registered models", responses=MLModelOutputSerializer(many=True))
+    @extend_schema(
+        summary="List the models you may read",
+        description="The models you own, your team's, and (for roles that read every model) all of them, newest "
+        "first, each with its model card and its latest and production version numbers. Filter by `task` and "
+        "`risk_tier`; an unknown query parameter is a 400.",
+        responses=MLModelOutputSerializer(many=True),
+    )
     def get(self, request):
         return self.paginated(self.get_queryset(), MLModelOutputSerializer)
 
     @extend_schema(
-        summary="Register a model (you become its owner)",
+        summary="Register a model",
+        description="Registers a model with its labels, JSON Schema of the input, sensitive attributes, risk tier "
+        "and model card; you become its owner. Returns the model (201). A name already taken, labels that do not "
+        "fit the task, or a feature schema that is not valid JSON Schema are 400s naming the field. Register its "
+        "versions next.",
         request=MLModelCreateInputSerializer,
         responses={201: MLModelOutputSerializer},
     )
@@ -114,7 +141,7 @@ class MLModelListCreateView(RegistryView):
         return Response(MLModelOutputSerializer(ml_model_list().get(pk=model.pk)).data, status=status.HTTP_201_CREATED)
 
 
-@extend_schema(tags=TAGS, parameters=[NAME_PARAMETER])
+@extend_schema(tags=MODELS, parameters=[NAME_PARAMETER])
 class MLModelDetailView(RegistryView):
     required_permissions = {"GET": (VIEW_MODEL,), "PATCH": ("models_registry.change_mlmodel",)}
     input_serializers = {"PATCH": MLModelUpdateInputSerializer}
@@ -126,12 +153,20 @@ class MLModelDetailView(RegistryView):
             raise model_not_found(self.kwargs["name"])
         return model
 
-    @extend_schema(summary="A model and its model card", responses=MLModelOutputSerializer)
+    @extend_schema(
+        summary="Get a model",
+        description=f"The model's definition, model card, owner, team and latest and production version numbers. "
+        f"{UNKNOWN_MODEL}",
+        responses=MLModelOutputSerializer,
+    )
     def get(self, request, name: str):
         return Response(MLModelOutputSerializer(self.get_object()).data)
 
     @extend_schema(
-        summary="Change a model's definition or model card (owner or administrator)",
+        summary="Change a model",
+        description="Changes the fields you send (owner, team or administrator) and records the change, with "
+        "`reason`, in the model's history; returns the model. Task, labels and feature schema are fixed once the "
+        "model has a version (400). A model you may read but not change answers 404, as one you may not see.",
         request=MLModelUpdateInputSerializer,
         responses=MLModelOutputSerializer,
     )
@@ -145,7 +180,7 @@ class MLModelDetailView(RegistryView):
         return Response(MLModelOutputSerializer(ml_model_list().get(pk=model.pk)).data)
 
 
-@extend_schema(tags=TAGS, parameters=[NAME_PARAMETER])
+@extend_schema(tags=VERSIONS, parameters=[NAME_PARAMETER])
 class ModelVersionListCreateView(RegistryView):
     required_permissions = {"GET": (VIEW_VERSION,), "POST": ("models_registry.add_modelversion",)}
     input_serializers = {"POST": ModelVersionCreateInputSerializer}
@@ -154,16 +189,32 @@ class ModelVersionListCreateView(RegistryView):
     def get_queryset(self):
         return model_version_list().filter(model__name=self.kwargs.get("name", ""))
 
-    @extend_schema(summary="List a model's versions", responses=ModelVersionOutputSerializer(many=True))
+    @extend_schema(
+        summary="List a model's versions",
+        description=f"The model's versions, newest first, with stage, file hash, library versions, metrics and "
+        f"lineage. Filter by `stage`. {UNKNOWN_MODEL}",
+        responses=ModelVersionOutputSerializer(many=True),
+    )
     def get(self, request, name: str):
         self.model_from_url()
         return self.paginated(self.get_queryset(), ModelVersionOutputSerializer)
 
     @extend_schema(
-        summary="Register the next version, with an optional skops model file",
+        summary="Register a version",
+        description="Registers the model's next version (numbers count up from 1) as a `candidate` and "
+        "returns it (201). Send multipart/form-data with the skops file as `artifact` and the metrics as a JSON "
+        "string in `metrics`; or, for a version scored by its caller (no file), a JSON body with `metrics` as an "
+        "object. The file is checked before it is stored: one that is not a skops archive of allowed types, whose "
+        "classes are not the model's labels or whose inputs do not fit its feature schema is a 400 naming "
+        "`artifact`; neither a file nor metrics is a 400; "
+        "a body larger than the upload limit is a 413. Then ask for its promotion.",
         request={
-            "multipart/form-data": ModelVersionCreateInputSerializer,
-            "application/json": ModelVersionCreateInputSerializer,
+            "multipart/form-data": OpenApiRequest(
+                ModelVersionUploadSerializer,
+                encoding={"artifact": {"contentType": "application/octet-stream"}},
+                examples=[VERSION_UPLOAD_EXAMPLE],
+            ),
+            "application/json": ModelVersionMetricsOnlySerializer,
         },
         responses={201: ModelVersionOutputSerializer},
     )
@@ -189,19 +240,22 @@ class ModelVersionListCreateView(RegistryView):
         return Response(output.data, status=status.HTTP_201_CREATED)
 
 
-@extend_schema(tags=TAGS, parameters=[NAME_PARAMETER, NUMBER_PARAMETER])
+@extend_schema(tags=VERSIONS, parameters=[NAME_PARAMETER, NUMBER_PARAMETER])
 class ModelVersionDetailView(RegistryView):
     required_permissions = {"GET": (VIEW_VERSION,)}
 
     @extend_schema(
-        summary="A version: stage, file hash, library versions, metrics, lineage",
+        summary="Get a version",
+        description=f"One version: its stage, the SHA-256 and size of its file, the library versions it was saved "
+        f"with, its metrics, description and parent version. A number the model does not have is a 404. "
+        f"{UNKNOWN_MODEL}",
         responses=ModelVersionOutputSerializer,
     )
     def get(self, request, name: str, number: int):
         return Response(ModelVersionOutputSerializer(self.version_from_url()).data)
 
 
-@extend_schema(tags=TAGS, parameters=[NAME_PARAMETER, NUMBER_PARAMETER])
+@extend_schema(tags=PROMOTIONS, parameters=[NAME_PARAMETER, NUMBER_PARAMETER])
 class PromotionRequestListCreateView(RegistryView):
     required_permissions = {"GET": (VIEW_REQUEST,), "POST": ("models_registry.add_promotionrequest",)}
     input_serializers = {"POST": PromotionRequestCreateInputSerializer}
@@ -211,13 +265,22 @@ class PromotionRequestListCreateView(RegistryView):
             version__model__name=self.kwargs.get("name", ""), version__number=self.kwargs.get("number", 0)
         )
 
-    @extend_schema(summary="A version's promotion requests", responses=PromotionRequestOutputSerializer(many=True))
+    @extend_schema(
+        summary="List a version's promotion requests",
+        description="Every promotion request of this version, newest first: target stage, status, requester, "
+        "rationale, and once decided the decider, their reason and the gate results.",
+        responses=PromotionRequestOutputSerializer(many=True),
+    )
     def get(self, request, name: str, number: int):
         self.version_from_url()
         return self.paginated(self.get_queryset(), PromotionRequestOutputSerializer)
 
     @extend_schema(
-        summary="Request a promotion (someone else decides: four-eyes)",
+        summary="Request a promotion",
+        description="Asks for this version to move to `staging` or `production`, with your rationale; returns the "
+        "pending request (201). Someone other than you decides it in the console (four-eyes), and the promotion "
+        "gates run when it is approved. A stage the version cannot move to from where it is, or a request to the "
+        "same stage already pending, is a 400 naming `target_stage`.",
         request=PromotionRequestCreateInputSerializer,
         responses={201: PromotionRequestOutputSerializer},
     )
@@ -230,12 +293,15 @@ class PromotionRequestListCreateView(RegistryView):
         return Response(output.data, status=status.HTTP_201_CREATED)
 
 
-@extend_schema(tags=TAGS)
+@extend_schema(tags=PROMOTIONS)
 class PromotionRequestDetailView(RegistryView):
     required_permissions = {"GET": (VIEW_REQUEST,)}
 
     @extend_schema(
-        summary="A promotion request, its decision and the gate results it was decided on",
+        summary="Get a promotion request",
+        description="One request: its status (pending, approved or rejected), who decided it and why, and the "
+        "gate results it was decided on, each with its evidence. Poll it after asking for a promotion. A request "
+        "of a model you may not read is a 404.",
         responses=PromotionRequestOutputSerializer,
     )
     def get(self, request, request_id: int):

@@ -5,6 +5,9 @@ items through a serializer each would cost more than the rest of intake); its se
 request and the responses for the OpenAPI schema and shape nothing at run time.
 """
 
+from typing import Any
+
+from django.contrib.auth.models import User
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -15,6 +18,10 @@ from reviews.choices import DecisionSource, Route, TaskStatus
 from reviews.models import Decision, Prediction, Webhook
 from reviews.services.intake import MAX_BATCH_SIZE, MAX_EXTERNAL_ID_LENGTH
 from reviews.services.webhooks import WEBHOOK_EVENTS
+
+# The `type: ignore[assignment]`s below: drf-stubs take a field named like an attribute of Field or Serializer
+# (label, source, errors) for a new value of that attribute, but DRF's metaclass takes declared fields off the
+# class, so none is replaced (typeddjango/djangorestframework-stubs#78).
 
 # --- intake (schema only) ---
 
@@ -27,7 +34,7 @@ class PredictionItemSerializer(StrictSerializer):
     attributes = serializers.DictField(
         required=False, help_text="Sensitive attributes (e.g. sex, age band): kept apart, used by audits only."
     )
-    label = serializers.CharField(
+    label = serializers.CharField(  # type: ignore[assignment]
         required=False, help_text="The model's answer; leave it out to have the platform score the case."
     )
     confidence = serializers.FloatField(required=False, min_value=0, max_value=1)
@@ -39,12 +46,15 @@ class PredictionItemSerializer(StrictSerializer):
 
 
 class PredictionBatchSerializer(StrictSerializer):
-    predictions = PredictionItemSerializer(many=True, min_length=1, max_length=MAX_BATCH_SIZE)
+    # What many=True builds, spelled out: drf-stubs do not know that many=True takes min_length and max_length.
+    predictions: serializers.ListSerializer[Any] = serializers.ListSerializer(
+        child=PredictionItemSerializer(), min_length=1, max_length=MAX_BATCH_SIZE
+    )
 
 
 class DecisionBriefSerializer(serializers.Serializer):
-    label = serializers.CharField()
-    source = serializers.ChoiceField(choices=DecisionSource.choices)
+    label = serializers.CharField()  # type: ignore[assignment]
+    source = serializers.ChoiceField(choices=DecisionSource.choices)  # type: ignore[assignment]
 
 
 class PredictionResultSerializer(serializers.Serializer):
@@ -69,7 +79,7 @@ class IntakeErrorSerializer(serializers.Serializer):
 
 class IntakeErrorResponseSerializer(serializers.Serializer):
     detail = serializers.CharField()
-    errors = IntakeErrorSerializer(many=True)
+    errors = IntakeErrorSerializer(many=True)  # type: ignore[assignment]
 
 
 class IntakeConflictResponseSerializer(serializers.Serializer):
@@ -96,8 +106,8 @@ class ReviewStatusSerializer(serializers.Serializer):
 
 class DecisionDetailSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    label = serializers.CharField(source="final_label")
-    source = serializers.ChoiceField(choices=DecisionSource.choices)
+    label = serializers.CharField(source="final_label")  # type: ignore[assignment]
+    source = serializers.ChoiceField(choices=DecisionSource.choices)  # type: ignore[assignment]
     agreement = serializers.FloatField(allow_null=True)
     decided_at = serializers.DateTimeField()
 
@@ -105,9 +115,9 @@ class DecisionDetailSerializer(serializers.Serializer):
 class PredictionSerializer(serializers.ModelSerializer):
     """A case as its model's owner sees it. Sensitive attributes are never returned."""
 
-    model = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    model: serializers.SlugRelatedField[MLModel] = serializers.SlugRelatedField(slug_field="name", read_only=True)
     version = serializers.IntegerField(source="version.number", read_only=True)
-    label = serializers.CharField(source="predicted_label", read_only=True)
+    label = serializers.CharField(source="predicted_label", read_only=True)  # type: ignore[assignment]
     reasons = serializers.ListField(child=serializers.CharField(), source="route_reasons", read_only=True)
     decision = serializers.SerializerMethodField()
     review_task = serializers.SerializerMethodField()
@@ -154,7 +164,7 @@ class PredictionSerializer(serializers.ModelSerializer):
 
 
 class OutcomeInputSerializer(StrictSerializer):
-    label = StrictCharField(max_length=100, help_text="The real-world outcome, one of the model's labels.")
+    label = StrictCharField(max_length=100, help_text="The real-world outcome, one of the model's labels.")  # type: ignore[assignment]
     correction = serializers.BooleanField(
         default=False, help_text="Replace an outcome reported before (needs a reason)."
     )
@@ -163,7 +173,9 @@ class OutcomeInputSerializer(StrictSerializer):
 
 class OutcomeSerializer(serializers.ModelSerializer):
     prediction = serializers.IntegerField(source="pk", read_only=True)
-    outcome_reported_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    outcome_reported_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
 
     class Meta:
         model = Prediction
@@ -178,13 +190,13 @@ class DecisionSerializer(serializers.ModelSerializer):
     """A final decision: the label, where it came from (source, reviewers or adjudicator, reason) and the
     routing policy version its case was routed under."""
 
-    model = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    model: serializers.SlugRelatedField[MLModel] = serializers.SlugRelatedField(slug_field="name", read_only=True)
     prediction = serializers.IntegerField(source="prediction.id", read_only=True)
     external_id = serializers.CharField(source="prediction.external_id", read_only=True)
     version = serializers.IntegerField(source="prediction.version.number", read_only=True)
-    label = serializers.CharField(source="final_label", read_only=True)
+    label = serializers.CharField(source="final_label", read_only=True)  # type: ignore[assignment]
     reviewers = serializers.SerializerMethodField(help_text="Usernames of the reviewers whose reviews formed it.")
-    decided_by = serializers.SlugRelatedField(
+    decided_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
         slug_field="username", read_only=True, allow_null=True, help_text="The adjudicator who made the call."
     )
     policy_history_id = serializers.IntegerField(source="prediction.policy_history_id", read_only=True, allow_null=True)

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from hitl_platform.api.pagination import StandardCursorPagination
 from hitl_platform.api.parsers import JSONParser
 from hitl_platform.api.permissions import RolePermission
+from hitl_platform.types import authenticated_user
 from reviews.api.filters import DecisionFilter, PredictionFilter
 from reviews.api.serializers import (
     DecisionSerializer,
@@ -67,6 +68,14 @@ class ModelPredictionsView(APIView):
 
     @extend_schema(
         operation_id="models_predictions_create",
+        summary="Submit predictions",
+        description='Submit one prediction, or `{"predictions": [...]}` with up to 5,000, for a model you work '
+        "on. Each is validated against the model's feature schema, scored by its version when it has no `label`, "
+        "and routed: decided automatically (the result carries the decision) or sent to human review (it carries "
+        "the review task). `external_id` is your idempotency key: sending the same payload again is a replay, "
+        "answered with the stored result. Answers 201 when anything was stored, 200 when every item was a replay. "
+        "The batch is all or nothing: a 400 lists every invalid item by index and field, a 409 every item whose "
+        "external_id is stored with another payload, and in both cases nothing is stored.",
         request=PREDICTION_SUBMISSION,
         responses={
             201: PREDICTION_SUBMISSION_RESULT,
@@ -75,22 +84,22 @@ class ModelPredictionsView(APIView):
             404: ErrorDetailSerializer,
             409: IntakeConflictResponseSerializer,
         },
-        tags=["predictions"],
+        tags=["Predictions"],
     )
     def post(self, request: Request, name: str) -> Response:
         model = model_for_intake(name=name, user=request.user)
         data = request.data
-        is_batch = isinstance(data, dict) and "predictions" in data
+        if not isinstance(data, dict):
+            return _bad_request('Send one prediction object, or {"predictions": [...]}.')
+        is_batch = "predictions" in data
         if is_batch:
             items = data["predictions"]
             if not isinstance(items, list) or len(data) > 1:
                 return _bad_request('Send {"predictions": [...]} with a list of predictions and nothing else.')
-        elif isinstance(data, dict):
-            items = [data]
         else:
-            return _bad_request('Send one prediction object, or {"predictions": [...]}.')
+            items = [data]
         try:
-            outcome = predictions_ingest(model=model, items=items, actor=request.user)
+            outcome = predictions_ingest(model=model, items=items, actor=authenticated_user(request))
         except IntakeValidationError as exc:
             return Response(
                 {"detail": exc.message, "errors": [error.as_dict() for error in exc.errors]},
@@ -120,8 +129,12 @@ class PredictionDetailView(APIView):
 
     @extend_schema(
         operation_id="predictions_retrieve",
+        summary="Get a prediction",
+        description="One case: its features, the model's label and confidence, the route and the reasons for it, "
+        "its final decision (once made) and its review task's status, due time and SLA. Sensitive attributes are "
+        "never returned. A case of a model you may not read is a 404.",
         responses={200: PredictionSerializer, 404: ErrorDetailSerializer},
-        tags=["predictions"],
+        tags=["Predictions"],
     )
     def get(self, request: Request, pk: int) -> Response:
         prediction = prediction_get_for_user(prediction_id=pk, user=request.user)
@@ -138,15 +151,19 @@ class PredictionOutcomeView(APIView):
 
     @extend_schema(
         operation_id="predictions_outcome_create",
+        summary="Report a prediction's outcome",
+        description="Record what really happened (one of the model's labels), for the model's evaluation and "
+        "retraining. 201 when recorded; the same label again is a 200 that changes nothing. A different label once "
+        "one is recorded is a 409 unless you send `correction: true` with a `reason`. A label the model does not "
+        "have is a 400.",
         request=OutcomeInputSerializer,
         responses={
             200: OutcomeSerializer,
             201: OutcomeSerializer,
-            400: ErrorDetailSerializer,
             404: ErrorDetailSerializer,
             409: ErrorDetailSerializer,
         },
-        tags=["predictions"],
+        tags=["Predictions"],
     )
     def post(self, request: Request, pk: int) -> Response:
         prediction = prediction_get_for_user(prediction_id=pk, user=request.user, for_write=True)
@@ -171,7 +188,18 @@ class DecisionFeedPagination(StandardCursorPagination):
     ordering = "id"
 
 
-@extend_schema_view(get=extend_schema(operation_id="decisions_list", tags=["decisions"]))
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="decisions_list",
+        summary="List final decisions",
+        description="The final decisions of the models you may read, oldest first by id: new decisions only join "
+        "the end, so following `next` (or passing the largest id you have as `after`) never skips one. Each gives "
+        "the label, who decided (automatically, by reviewer consensus or by an adjudicator), the reviewers, the "
+        "reason and the routing policy version the case was routed under. Filter by case, model, label, source "
+        "and decision time; an unknown query parameter is a 400.",
+        tags=["Decisions"],
+    )
+)
 class DecisionListView(ListAPIView):
     """Final decisions of the models you may read, for downstream systems: cursor pages, stable id order."""
 
@@ -187,7 +215,16 @@ class DecisionListView(ListAPIView):
         return decisions_for_user(user=self.request.user)
 
 
-@extend_schema_view(get=extend_schema(operation_id="predictions_list", tags=["predictions"]))
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="predictions_list",
+        summary="List predictions",
+        description="The cases of the models you may read, newest first, each with its route, reasons, decision "
+        "and review status. Filter by case id, model, the model's label, route, and the source and time of the "
+        "decision; an unknown query parameter is a 400.",
+        tags=["Predictions"],
+    )
+)
 class PredictionListView(ListAPIView):
     """Cases of the models you may read, newest first: route, reasons, decision and review status of each."""
 
@@ -203,13 +240,40 @@ class PredictionListView(ListAPIView):
 
 
 @extend_schema_view(
-    list=extend_schema(tags=["webhooks"]),
-    retrieve=extend_schema(tags=["webhooks"]),
-    create=extend_schema(tags=["webhooks"], responses={201: WebhookCreatedSerializer}),
-    update=extend_schema(tags=["webhooks"]),
-    partial_update=extend_schema(tags=["webhooks"]),
-    destroy=extend_schema(tags=["webhooks"], description="Deactivate the webhook; what it was sent stays on record."),
+    list=extend_schema(
+        summary="List your webhooks",
+        description="Your active webhooks, newest first. Their secrets are not shown (only when created).",
+    ),
+    retrieve=extend_schema(
+        summary="Get a webhook",
+        description="One of your active webhooks: URL, events and model. Another user's webhook is a 404.",
+    ),
+    create=extend_schema(
+        summary="Register a webhook",
+        description="Registers a receiver of the events you choose (`decision.final`, `audit.failed`) for one "
+        "model you work on, or for all of them when `model` is empty. Returns it with its signing `secret`, shown "
+        "only in this response (201). Each delivery is a JSON POST with `X-HITL-Signature: sha256=<HMAC-SHA256 of "
+        '"<timestamp>.<body>">`, `X-HITL-Timestamp` and `X-HITL-Delivery` (the same id on every retry; '
+        "de-duplicate by it). A URL that is not http(s) or resolves to a private address is a 400 naming `url`.",
+        responses={201: WebhookCreatedSerializer},
+    ),
+    update=extend_schema(
+        summary="Replace a webhook",
+        description="Sets the webhook's URL, events, model and active flag; the secret stays. Same checks as "
+        "registering (400 by field).",
+    ),
+    partial_update=extend_schema(
+        summary="Change a webhook",
+        description="Changes the fields you send (URL, events, model, active flag); the secret stays. Same checks "
+        "as registering (400 by field).",
+    ),
+    destroy=extend_schema(
+        summary="Delete a webhook",
+        description="Stops the webhook for good (204): it is no longer listed or sent to. What it was sent stays "
+        "on record.",
+    ),
 )
+@extend_schema(tags=["Webhooks"])
 class WebhookViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,

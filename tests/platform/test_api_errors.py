@@ -163,7 +163,7 @@ def test_the_schema_documents_the_errors_every_operation_can_answer(openapi):
 
 def test_the_schema_says_which_inputs_refuse_unknown_fields(openapi):
     components = openapi["components"]["schemas"]
-    for name in ("MLModelCreateInputRequest", "PredictionItemRequest", "WebhookRequest", "ExportRequestRequest"):
+    for name in ("MLModelCreateRequest", "PredictionItemRequest", "WebhookRequest", "ExportRequest"):
         assert components[name]["additionalProperties"] is False, name
 
 
