@@ -2,14 +2,17 @@
 
 knox keeps only a SHA-512 digest of each token and a short prefix to find it by; the token itself is shown
 once, in the response that creates it. Tokens expire after ``REST_KNOX["TOKEN_TTL"]``; an expired token is
-refused (401) and deleted. A token is revoked by its holder (``auth/token/revoke/``) or by an administrator
-deleting it in the console.
+refused (401) and deleted. A token is revoked by its holder (``auth/token/revoke/``, or on the API tokens page,
+/engineer/tokens/, where ML engineers also make named tokens) or by an administrator deleting it in the console.
+Each creation and each revocation by a holder is recorded in the history of the token's details.
 """
 
 from django.contrib.auth import authenticate
-from drf_spectacular.contrib.knox_auth_token import KnoxTokenScheme
+from django.contrib.auth.signals import user_logged_out
+from django.utils import timezone
+from drf_spectacular.authentication import SessionScheme
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import extend_schema
-from knox.models import AuthToken
 from knox.views import LogoutView
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
@@ -20,13 +23,49 @@ from rest_framework.views import APIView
 from hitl_platform.api.authentication import TokenAuthentication
 from hitl_platform.api.serializers import StrictSerializer
 from hitl_platform.client_address import client_ip
+from hitl_platform.selectors import api_token_max_lifetime
+from hitl_platform.tokens import api_token_create, api_token_revoke
+from hitl_platform.types import authenticated_user
 
 
-class TokenAuthenticationScheme(KnoxTokenScheme):
-    """Documents our subclass in the OpenAPI schema as knox's own (``Authorization: Token <key>``)."""
+class TokenAuthenticationScheme(OpenApiAuthenticationExtension):
+    """Documents our token authentication: one token, sent after either prefix (each is a way to authenticate)."""
 
     target_class = "hitl_platform.api.authentication.TokenAuthentication"
-    name = "tokenAuth"
+    name = ["tokenAuth", "bearerAuth"]
+
+    def get_security_requirement(self, auto_schema):
+        return [{name: []} for name in self.name]
+
+    def get_security_definition(self, auto_schema):
+        obtain = "Get a token from POST /api/v1/auth/token/."
+        return [
+            {
+                "type": "apiKey",
+                "in": "header",
+                "name": "Authorization",
+                "description": f"`Authorization: Token <token>`: the word Token, a space, then the token. {obtain}",
+            },
+            {
+                "type": "http",
+                "scheme": "bearer",
+                "description": f"`Authorization: Bearer <token>`: the same token, for HTTP clients that speak Bearer. "
+                f"{obtain}",
+            },
+        ]
+
+
+class SessionAuthenticationScheme(SessionScheme):
+    """Documents the browser's login session, which the docs page's "Try it out" uses."""
+
+    priority = 1
+
+    def get_security_definition(self, auto_schema):
+        return {
+            **super().get_security_definition(auto_schema),
+            "description": "The login session of your browser (the console's or the reviewer pages' login), as "
+            "on this docs page. Writes also need the CSRF token: scripts send an API token instead.",
+        }
 
 
 class TokenRequestSerializer(StrictSerializer):
@@ -64,12 +103,27 @@ class ObtainTokenView(APIView):
     throttle_classes = (TokenThrottle,)
     throttle_scope = "token"
 
-    @extend_schema(request=TokenRequestSerializer, responses={201: TokenResponseSerializer}, tags=["auth"])
+    @extend_schema(
+        summary="Get an API token",
+        description="Exchange a username and password for an API token and its expiry. The token is shown only in "
+        "this response (the server keeps a hash): store it, and send it on every call as `Authorization: Token "
+        "<token>` or `Authorization: Bearer <token>`. A wrong username or password is a 400. A 429 (with "
+        "Retry-After) means too many requests, or too many wrong passwords for the account or from your address "
+        "(logging in is then locked for a while).",
+        request=TokenRequestSerializer,
+        responses={201: TokenResponseSerializer},
+        tags=["Auth"],
+    )
     def post(self, request):
         serializer = TokenRequestSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
-        instance, token = AuthToken.objects.create(user=serializer.validated_data["user"])
-        return Response({"token": token, "expiry": instance.expiry}, status=status.HTTP_201_CREATED)
+        created = api_token_create(
+            user=serializer.validated_data["user"],
+            name=f"API login {timezone.now():%Y-%m-%d %H:%M} UTC",
+            lifetime=api_token_max_lifetime(),
+            reason="Obtained with a username and password at the token endpoint",
+        )
+        return Response({"token": created.key, "expiry": created.details.expires_at}, status=status.HTTP_201_CREATED)
 
 
 class RevokeTokenView(LogoutView):
@@ -77,6 +131,17 @@ class RevokeTokenView(LogoutView):
 
     authentication_classes = (TokenAuthentication,)
 
-    @extend_schema(request=None, responses={204: None}, tags=["auth"])
+    @extend_schema(
+        summary="Revoke the token you call with",
+        description="Deletes the token this request is authenticated with; later calls with it are refused with "
+        "a 401. Other tokens of yours stay valid. Answers 204 with no body.",
+        request=None,
+        responses={204: None},
+        tags=["Auth"],
+    )
     def post(self, request, format=None):
-        return super().post(request, format=format)
+        api_token_revoke(
+            token=request._auth, actor=authenticated_user(request), reason="Revoked by its holder at the API"
+        )
+        user_logged_out.send(sender=request.user.__class__, request=request, user=request.user)
+        return Response(None, status=status.HTTP_204_NO_CONTENT)

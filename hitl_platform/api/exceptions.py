@@ -3,9 +3,11 @@
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotAuthenticated, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
+
+from hitl_platform.api.authentication import UNSUPPORTED_SCHEME, authorization_scheme_unsupported
 
 
 def api_exception_handler(exc, context):
@@ -21,4 +23,7 @@ def api_exception_handler(exc, context):
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         exc = ValidationError(detail=detail)
+    request = context.get("request")
+    if isinstance(exc, NotAuthenticated) and request is not None and authorization_scheme_unsupported(request):
+        exc = NotAuthenticated(UNSUPPORTED_SCHEME)
     return exception_handler(exc, context)
