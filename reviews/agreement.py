@@ -20,8 +20,15 @@ import statistics
 from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 Label = Hashable
+# An item's id, of whatever type the caller uses: a review names its item, and the reference maps the same ids.
+ItemId = TypeVar("ItemId", bound=Hashable)
+# A review this fast of a case with this many features is a rubber-stamp risk: nobody reads three or more
+# features, weighs them and writes a rationale in under three seconds. Measured from the claim.
+FAST_REVIEW_SECONDS = 3
+FAST_REVIEW_MIN_FEATURES = 3
 # Chance agreement is a sum of float products: 1 - 1e-16 is still "all one label".
 _TOLERANCE = 1e-12
 
@@ -130,14 +137,14 @@ def krippendorff_alpha_nominal(items: Iterable[Sequence[Label | None]]) -> float
 
 
 def reviewer_accuracy_on_gold(
-    reviews: Iterable[tuple[int, Hashable, Label]], gold: Mapping[Hashable, Label]
+    reviews: Iterable[tuple[int, ItemId, Label]], gold: Mapping[ItemId, Label]
 ) -> dict[int, MatchRate]:
     """Per reviewer: how many of their reviews of gold items gave the known answer. Other items are ignored."""
     return _match_rates(reviews, gold)
 
 
 def agreement_with_final(
-    reviews: Iterable[tuple[int, Hashable, Label]], final_labels: Mapping[Hashable, Label]
+    reviews: Iterable[tuple[int, ItemId, Label]], final_labels: Mapping[ItemId, Label]
 ) -> dict[int, MatchRate]:
     """Per reviewer: how many of their reviews gave the case's final label. Undecided cases are ignored.
 
@@ -148,7 +155,7 @@ def agreement_with_final(
 
 
 def model_agreement_rate(
-    reviews: Iterable[tuple[int, Hashable, Label]], model_labels: Mapping[Hashable, Label]
+    reviews: Iterable[tuple[int, ItemId, Label]], model_labels: Mapping[ItemId, Label]
 ) -> dict[int, MatchRate]:
     """Per reviewer: how often their label equals the model's predicted label (the rubber-stamp signal).
 
@@ -167,6 +174,20 @@ def median_time_by_reviewer(times: Iterable[tuple[int, float]]) -> dict[int, flo
     return {reviewer_id: statistics.median(by_reviewer[reviewer_id]) for reviewer_id in sorted(by_reviewer)}
 
 
+def is_fast_review(seconds: float, feature_count: int) -> bool:
+    """A review given in under FAST_REVIEW_SECONDS of a case with at least FAST_REVIEW_MIN_FEATURES features."""
+    return seconds < FAST_REVIEW_SECONDS and feature_count >= FAST_REVIEW_MIN_FEATURES
+
+
+def fast_review_counts(reviews: Iterable[tuple[int, float, int]]) -> dict[int, int]:
+    """Per reviewer, how many of their (reviewer_id, seconds spent, feature count) reviews were fast
+    (`is_fast_review`); a reviewer with none counts 0. Reviewers are listed by id."""
+    counts: Counter = Counter()
+    for reviewer_id, seconds, feature_count in reviews:
+        counts[reviewer_id] += is_fast_review(seconds, feature_count)
+    return {reviewer_id: counts[reviewer_id] for reviewer_id in sorted(counts)}
+
+
 def _present_ratings(items: Iterable[Sequence[Label | None]]) -> list[list[Label]]:
     return [[label for label in ratings if label is not None] for ratings in items]
 
@@ -178,7 +199,7 @@ def _chance_corrected(observed: float, expected: float) -> float | None:
 
 
 def _match_rates(
-    reviews: Iterable[tuple[int, Hashable, Label]], reference: Mapping[Hashable, Label]
+    reviews: Iterable[tuple[int, ItemId, Label]], reference: Mapping[ItemId, Label]
 ) -> dict[int, MatchRate]:
     matched: Counter = Counter()
     total: Counter = Counter()

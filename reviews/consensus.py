@@ -21,6 +21,7 @@ case later, and ties are broken in one documented order, never by dict order.
 import math
 from collections.abc import Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from scipy.special import betaincinv
@@ -29,6 +30,8 @@ MAJORITY = "majority"
 UNANIMOUS = "unanimous"
 WEIGHTED = "weighted"
 CONSENSUS_RULES = (MAJORITY, UNANIMOUS, WEIGHTED)
+# An item's id for the reliability estimate, of whatever type the caller uses (the same in answers and gold).
+ItemId = TypeVar("ItemId", bound=Hashable)
 
 # A long perfect record must not hand one reviewer an unbounded veto: reliabilities are capped here before
 # weighing, so with two labels one reviewer weighs at most ln(19) ~ 2.94, about 3.5 reviewers at 0.7.
@@ -256,9 +259,9 @@ def _label_prior(class_prior: Mapping[str, float] | None, known: Collection[str]
 
 
 def estimate_reviewer_reliability(
-    answers: Mapping[Hashable, Sequence[tuple[int, str]]],
+    answers: Mapping[ItemId, Sequence[tuple[int, str]]],
     *,
-    gold: Mapping[Hashable, str] | None = None,
+    gold: Mapping[ItemId, str] | None = None,
     prior_accuracy: float = UNKNOWN_REVIEWER_RELIABILITY,
     prior_strength: float = 2.0,
     max_iterations: int = 100,

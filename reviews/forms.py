@@ -10,24 +10,8 @@ from reviews.services.reviewing import MAX_TIME_SPENT_SECONDS
 MAX_TEXT_LENGTH = 10_000
 
 
-class _LabelForm(forms.Form):
-    label = forms.ChoiceField(widget=forms.RadioSelect, error_messages={"required": "Choose a label."})
-    time_spent_seconds = forms.IntegerField(
-        min_value=0, max_value=MAX_TIME_SPENT_SECONDS, required=False, widget=forms.HiddenInput
-    )
-
-    def __init__(self, *args, labels: list[str], **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["label"].choices = [(label, label) for label in labels]
-
-    def clean_time_spent_seconds(self) -> int:
-        return self.cleaned_data.get("time_spent_seconds") or 0
-
-
-class ReviewForm(_LabelForm):
-    """A reviewer's answer: a label and the reasoning behind it; the page's timer fills the time spent."""
-
-    rationale = forms.CharField(
+def _rationale_field() -> forms.CharField:
+    return forms.CharField(
         widget=forms.Textarea(attrs={"rows": 5}),
         max_length=MAX_TEXT_LENGTH,
         strip=True,
@@ -35,9 +19,38 @@ class ReviewForm(_LabelForm):
     )
 
 
-class CorrectionForm(ReviewForm):
+class _LabelForm(forms.Form):
+    label = forms.ChoiceField(widget=forms.RadioSelect, error_messages={"required": "Choose a label."})
+
+    def __init__(self, *args, labels: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        label_field = self.fields["label"]
+        assert isinstance(label_field, forms.ChoiceField)  # as declared
+        label_field.choices = [(label, label) for label in labels]
+
+
+class _PageTimedForm(_LabelForm):
+    """A form with no claim to measure from: the page's timer fills the time spent."""
+
+    time_spent_seconds = forms.IntegerField(
+        min_value=0, max_value=MAX_TIME_SPENT_SECONDS, required=False, widget=forms.HiddenInput
+    )
+
+    def clean_time_spent_seconds(self) -> int:
+        return self.cleaned_data.get("time_spent_seconds") or 0
+
+
+class ReviewForm(_LabelForm):
+    """A reviewer's answer: a label and the reasoning behind it. The server measures the time from the claim."""
+
+    rationale = _rationale_field()
+    confirm_fast = forms.BooleanField(label="I have weighed this case: submit my review as it is", required=False)
+
+
+class CorrectionForm(_PageTimedForm):
     """A new answer that replaces the reviewer's earlier one, and why."""
 
+    rationale = _rationale_field()
     reason = forms.CharField(
         label="Why correct it",
         widget=forms.Textarea(attrs={"rows": 2}),
@@ -47,13 +60,26 @@ class CorrectionForm(ReviewForm):
     )
 
 
+class MyCasesCursorForm(forms.Form):
+    """Where a page of "My cases" starts: below the assignment id of the previous page's last case."""
+
+    before = forms.IntegerField(
+        min_value=1,
+        required=False,
+        error_messages={
+            "invalid": "This page link is broken: open My cases from the menu.",
+            "min_value": "This page link is broken: open My cases from the menu.",
+        },
+    )
+
+
 class SkipForm(forms.Form):
     """Handing a case back, with the reason."""
 
     reason = forms.CharField(max_length=500, strip=True, error_messages={"required": "Say why you skip this case."})
 
 
-class AdjudicationForm(_LabelForm):
+class AdjudicationForm(_PageTimedForm):
     """An adjudicator's final call on an escalated case."""
 
     reason = forms.CharField(
@@ -108,6 +134,8 @@ class AppealForm(forms.Form):
 
     def __init__(self, *args, labels: list[str], current: str, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["final_label"].choices = [
+        final_label = self.fields["final_label"]
+        assert isinstance(final_label, forms.ChoiceField)  # as declared
+        final_label.choices = [
             (label, f"{label} (current final label)" if label == current else label) for label in labels
         ]

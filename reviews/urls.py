@@ -7,6 +7,7 @@ app_name = "reviews"
 urlpatterns = [
     path("", views.queue, name="queue"),
     path("next/", views.next_task, name="next"),
+    path("mine/", views.my_cases, name="my_cases"),
     path("assignments/<int:pk>/", views.review, name="review"),
     path("assignments/<int:pk>/skip/", views.skip, name="skip"),
     path("reviews/<int:pk>/correct/", views.correct, name="correct"),

@@ -1,4 +1,4 @@
-"""The reviewer pages: my queue, next case, the review form, skip, correction, adjudication, and appeals.
+"""The reviewer pages: my queue, next case, the review form, my cases, skip, correction, adjudication, appeals.
 
 Views are thin: they check the role, read through `reviews.selectors.queue` (which decides what a reviewer
 may see) and write through the services. A reviewer reaches only their own assignments: anybody else's is a
@@ -18,9 +18,18 @@ from django.views.decorators.http import require_http_methods
 
 from reviews.choices import CLAIMABLE_TASK_STATUSES, AssignmentStatus, TaskStatus
 from reviews.exceptions import ReviewWorkflowError
-from reviews.forms import AdjudicationForm, AppealForm, AppealSearchForm, CorrectionForm, ReviewForm, SkipForm
+from reviews.forms import (
+    AdjudicationForm,
+    AppealForm,
+    AppealSearchForm,
+    CorrectionForm,
+    MyCasesCursorForm,
+    ReviewForm,
+    SkipForm,
+)
 from reviews.models import Assignment, Decision, Review, ReviewTask
 from reviews.selectors.appeals import AppealCaseNotFound, appeal_case, appeal_case_search
+from reviews.selectors.my_cases import reviewer_cases
 from reviews.selectors.queue import (
     adjudication_case,
     assignment_for_reviewer,
@@ -32,7 +41,13 @@ from reviews.selectors.queue import (
 )
 from reviews.services.appeals import decision_reverse_on_appeal
 from reviews.services.assignments import assignment_claim_next, assignment_release
-from reviews.services.reviewing import review_correct, review_submit, task_adjudicate
+from reviews.services.reviewing import (
+    fast_review_warning,
+    review_correct,
+    review_submit,
+    seconds_since_claim,
+    task_adjudicate,
+)
 
 REVIEW_PERMISSION = "reviews.review_cases"
 ADJUDICATE_PERMISSION = "reviews.adjudicate_cases"
@@ -51,10 +66,6 @@ def _own_assignment(request: HttpRequest, pk: int) -> Assignment:
         return assignment_for_reviewer(assignment_id=pk, reviewer=request.user)
     except Assignment.DoesNotExist as missing:
         raise Http404("No such assignment of yours.") from missing
-
-
-def _seconds_since(moment) -> int:
-    return max(int((timezone.now() - moment).total_seconds()), 0)
 
 
 @reviewer_required
@@ -97,45 +108,63 @@ def review(request: HttpRequest, pk: int) -> HttpResponse:
     assignment = _own_assignment(request, pk)
     task = assignment.task
     labels = list(task.model.labels)
+    case = case_view(task, reveal_model=False)
     if assignment.status == AssignmentStatus.SUBMITTED and request.method != "POST":
         own = own_review_of(assignment)
-        return render(
-            request,
-            "reviews/submitted.html",
-            {"assignment": assignment, "own": own, "can_correct": task.status in CLAIMABLE_TASK_STATUSES},
-        )
+        context = {
+            "assignment": assignment,
+            "case": case,
+            "own": own,
+            "can_correct": task.status in CLAIMABLE_TASK_STATUSES,
+        }
+        return render(request, "reviews/submitted.html", context)
 
     form = ReviewForm(request.POST or None, labels=labels)
     if request.method == "POST" and form.is_valid():
-        seconds = form.cleaned_data["time_spent_seconds"] or _seconds_since(assignment.claimed_at)
-        try:
-            result = review_submit(
-                assignment_id=assignment.pk,
-                reviewer=request.user,
-                label=form.cleaned_data["label"],
-                rationale=form.cleaned_data["rationale"],
-                time_spent_seconds=seconds,
-            )
-        except ReviewWorkflowError as problem:
-            form.add_error(None, str(problem))
+        # A repeated submit of a recorded review goes straight to the service, which answers that it is recorded.
+        first_submit = assignment.status != AssignmentStatus.SUBMITTED
+        fast_warning = fast_review_warning(assignment, feature_count=len(case.features), now=timezone.now())
+        if first_submit and fast_warning and not form.cleaned_data["confirm_fast"]:
+            form.add_error("confirm_fast", fast_warning)
         else:
-            if not result.created:
-                messages.info(request, "This review was already recorded; nothing was submitted twice.")
-            elif result.late:
-                messages.success(request, "Review recorded. Your time had run out, but the slot was still free.")
+            try:
+                result = review_submit(
+                    assignment_id=assignment.pk,
+                    reviewer=request.user,
+                    label=form.cleaned_data["label"],
+                    rationale=form.cleaned_data["rationale"],
+                )
+            except ReviewWorkflowError as problem:
+                form.add_error(None, str(problem))
             else:
-                messages.success(request, "Review recorded. Thank you.")
-            return redirect("reviews:queue")
+                if not result.created:
+                    messages.info(request, "This review was already recorded; nothing was submitted twice.")
+                elif result.late:
+                    messages.success(request, "Review recorded. Your time had run out, but the slot was still free.")
+                else:
+                    messages.success(request, "Review recorded. Thank you.")
+                return redirect("reviews:review", pk=assignment.pk)
 
     context = {
         "assignment": assignment,
-        "case": case_view(task, reveal_model=False),
+        "case": case,
         "form": form,
         "skip_form": SkipForm(),
         "lease_notice": _lease_notice(assignment),
-        "elapsed": _seconds_since(assignment.claimed_at),
+        "elapsed": seconds_since_claim(assignment, now=timezone.now()),
     }
     return render(request, "reviews/review.html", context, status=409 if form.non_field_errors() else 200)
+
+
+@reviewer_required
+@require_http_methods(["GET"])
+def my_cases(request: HttpRequest) -> HttpResponse:
+    """The cases this reviewer reviewed, newest first, with where each stands and, once decided, its final label."""
+    cursor = MyCasesCursorForm(request.GET)
+    if not cursor.is_valid():
+        return render(request, "reviews/my_cases.html", {"cursor_form": cursor, "page": None}, status=400)
+    page = reviewer_cases(reviewer=request.user, before=cursor.cleaned_data["before"])
+    return render(request, "reviews/my_cases.html", {"cursor_form": cursor, "page": page})
 
 
 @reviewer_required
@@ -218,7 +247,9 @@ def adjudicate(request: HttpRequest, task_pk: int) -> HttpResponse:
         except ReviewWorkflowError as problem:
             form.add_error(None, str(problem))
         else:
-            messages.success(request, f"Final call recorded: case {task.pk} is decided as {decision.final_label}.")
+            messages.success(
+                request, f"Final call recorded: {task.prediction.case_name} is decided as {decision.final_label}."
+            )
             return redirect("reviews:adjudication")
     context = {
         "task": task,

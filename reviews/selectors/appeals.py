@@ -11,7 +11,7 @@ from datetime import datetime
 from models_registry.models import MLModel
 from models_registry.validators import sensitive_name_keys
 from reviews.models import Decision, Prediction, Review
-from reviews.selectors.queue import display_value, without_sensitive
+from reviews.selectors.queue import FeatureRow, feature_rows
 
 # Deferred on every read of this module: the appeal pages must not even hold them in memory.
 SENSITIVE_FIELDS = ("prediction__sensitive_attributes",)
@@ -38,12 +38,13 @@ class AppealCase:
 
     decision: Decision
     external_id: str
+    case_name: str
     model_name: str
     version_number: int
     labels: list[str]
     predicted_label: str
     confidence: float | None
-    features: list[tuple[str, str]]
+    features: list[FeatureRow]
     route_reasons: list[str]
     reviews: list[Review]
     trail: list[EarlierDecision]
@@ -65,6 +66,7 @@ def appeal_case_search(*, model: MLModel | None, external_id: str, decision_id: 
         if decision is None:
             raise AppealCaseNotFound(f"No decision has the id {decision_id}.")
         return _shape(decision)
+    assert model is not None, "the search form asks for the model when no decision id is given"
     decision = _decisions().filter(model=model, prediction__external_id=external_id).first()
     if decision is None:
         if Prediction.objects.filter(model=model, external_id=external_id).exists():
@@ -97,14 +99,13 @@ def _shape(decision: Decision) -> AppealCase:
     return AppealCase(
         decision=decision,
         external_id=prediction.external_id,
+        case_name=prediction.case_name,
         model_name=model.name,
         version_number=prediction.version.number,
         labels=list(model.labels),
         predicted_label=prediction.predicted_label,
         confidence=prediction.confidence,
-        features=[
-            (name, display_value(value)) for name, value in without_sensitive(prediction.features or {}, sensitive)
-        ],
+        features=feature_rows(prediction.features, schema=model.feature_schema, sensitive=sensitive),
         route_reasons=[str(reason) for reason in prediction.route_reasons or []],
         reviews=reviews,
         trail=trail,

@@ -7,6 +7,7 @@ confidence and scores, its explanation, and every routing reason that would give
 view object the template receives.
 """
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
@@ -15,10 +16,12 @@ from typing import Any
 
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
+from django.utils.safestring import SafeString
 
+from hitl_platform.markdown import markdown_safe
 from models_registry.validators import sensitive_name_key, sensitive_name_keys
 from reviews.choices import CLAIMABLE_TASK_STATUSES, AssignmentStatus, TaskStatus
-from reviews.models import Assignment, Review, ReviewTask
+from reviews.models import Assignment, Prediction, Review, ReviewTask, case_name
 from reviews.routing import format_number
 
 # Counters on the queue page stop here: "1000+" is as useful to a reviewer as an exact count of 100,000
@@ -28,6 +31,8 @@ DUE_SOON = timedelta(hours=4)
 RECENT_DECISIONS = 10
 ESCALATED_PAGE_SIZE = 100
 PERSONAL_DATA = ("task__prediction__sensitive_attributes",)
+# What a list of cases needs of a prediction is its name: none of its personal data or model output.
+_PREDICTION_CONTENT = ("features", "sensitive_attributes", "explanation", "scores")
 # Assignments a reviewer is working on (or was pushed) and has not finished.
 OPEN_ASSIGNMENT_STATUSES = (AssignmentStatus.ASSIGNED, AssignmentStatus.CLAIMED)
 # The order of the partial index `review_task_claim_order`: most urgent first, then due time, then age.
@@ -54,17 +59,29 @@ def claimable_tasks(reviewer) -> QuerySet[ReviewTask]:
 
 
 @dataclass(frozen=True)
+class FeatureRow:
+    """One feature as a reviewer reads it: the schema's title, description and unit when it has them."""
+
+    key: str
+    value: str
+    title: str = ""
+    description: str = ""
+    unit: str = ""
+
+
+@dataclass(frozen=True)
 class CaseView:
     """The case as one reader may see it. Model fields are empty when `blind` hides them."""
 
     task_id: int
+    case_name: str
     model_name: str
     version_number: int
     labels: list[str]
-    features: list[tuple[str, str]]
+    features: list[FeatureRow]
     route_reasons: list[str]
     hidden_reasons: int
-    guidelines: str
+    guidelines: SafeString
     blind: bool
     predicted_label: str = ""
     confidence: float | None = None
@@ -74,15 +91,23 @@ class CaseView:
 
 
 @dataclass(frozen=True)
+class HeldCase:
+    """A case the reviewer holds, with its name as reviewers see it."""
+
+    assignment: Assignment
+    case_name: str
+
+
+@dataclass(frozen=True)
 class QueueOverview:
     """The reviewer's home page: what they hold, what waits, and how their recent cases were decided."""
 
-    open_assignments: list[Assignment]
+    open_assignments: list[HeldCase]
     available: int
     due_soon: int
     reviewed_today: int
     escalated: int | None
-    recent_decisions: list[dict]
+    recent_decisions: list[dict[str, Any]]
     count_cap: int = COUNT_CAP
 
 
@@ -119,6 +144,86 @@ def without_sensitive(mapping: dict, sensitive: frozenset[str]) -> list[tuple[st
     ]
 
 
+@dataclass(frozen=True)
+class CaseNaming:
+    """What naming a case to a reviewer needs of its prediction (a gold case is named after its source)."""
+
+    prediction_id: int
+    external_id: str
+    is_gold: bool = False
+    model_id: int | None = None
+    payload_sha256: str = ""
+
+
+def reviewer_case_names(cases: list[CaseNaming]) -> dict[int, str]:
+    """Each case's name as reviewers see it, by prediction id: ``case_name``, except for gold cases.
+
+    A gold case's own external id ("gold-...") would tell a reviewer that it measures them, so it is named with
+    the external id of the real case it was copied from (same model, same payload hash) and its own id, the
+    id every case name carries. Costs one query, and only when a gold case is among ``cases``.
+    """
+    gold = [case for case in cases if case.is_gold]
+    sources: dict[tuple[int | None, str], str] = {}
+    if gold:
+        rows = (
+            Prediction.objects.filter(
+                is_gold=False,
+                model_id__in={case.model_id for case in gold},
+                payload_sha256__in={case.payload_sha256 for case in gold},
+            )
+            .order_by("-id")
+            .values_list("model_id", "payload_sha256", "external_id")
+        )
+        sources = {(model_id, digest): external_id for model_id, digest, external_id in rows}
+    names = {}
+    for case in cases:
+        external_id = case.external_id
+        if case.is_gold:
+            external_id = sources.get((case.model_id, case.payload_sha256), f"case-{case.prediction_id}")
+        names[case.prediction_id] = case_name(external_id, case.prediction_id)
+    return names
+
+
+def reviewer_case_name(prediction) -> str:
+    """One prediction's name as reviewers see it (`reviewer_case_names`)."""
+    naming = CaseNaming(
+        prediction_id=prediction.pk,
+        external_id=prediction.external_id,
+        is_gold=prediction.is_gold,
+        model_id=prediction.model_id,
+        payload_sha256=prediction.payload_sha256,
+    )
+    return reviewer_case_names([naming])[prediction.pk]
+
+
+def _schema_text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def feature_rows(features: dict, *, schema: Any, sensitive: frozenset[str]) -> list[FeatureRow]:
+    """The features not named like a sensitive attribute, each with what the model's feature schema says of it.
+
+    The schema's ``properties`` give a feature's ``title`` and ``description``, and its unit as ``x-unit`` (or
+    ``unit``); a feature the schema does not describe, or a schema that is not an object, shows the key alone.
+    """
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    properties = properties if isinstance(properties, dict) else {}
+    rows = []
+    for name, value in without_sensitive(features or {}, sensitive):
+        described = properties.get(name)
+        described = described if isinstance(described, dict) else {}
+        rows.append(
+            FeatureRow(
+                key=name,
+                value=display_value(value),
+                title=_schema_text(described.get("title")),
+                description=_schema_text(described.get("description")),
+                unit=_schema_text(described.get("x-unit")) or _schema_text(described.get("unit")),
+            )
+        )
+    return rows
+
+
 def _explanation(explanation: Any, sensitive: frozenset[str]) -> tuple[list[tuple[str, str]], str]:
     """Rows (largest effect first when the values are numbers) or a text, never a sensitive entry."""
     if isinstance(explanation, dict):
@@ -153,29 +258,29 @@ def case_view(task: ReviewTask, *, reveal_model: bool) -> CaseView:
     blind = not reveal_model and policy_is_blind(model)
     reasons = [str(reason) for reason in prediction.route_reasons or []]
     shown = [reason for reason in reasons if not (blind and _reveals_model_answer(reason, prediction.predicted_label))]
-    view = {
-        "task_id": task.pk,
-        "model_name": model.name,
-        "version_number": prediction.version.number,
-        "labels": list(model.labels),
-        "features": [
-            (name, display_value(value)) for name, value in without_sensitive(prediction.features or {}, sensitive)
-        ],
-        "route_reasons": shown,
-        "hidden_reasons": len(reasons) - len(shown),
-        "guidelines": model.review_guidelines,
-        "blind": blind,
-    }
-    if not blind:
-        rows, text = _explanation(prediction.explanation, sensitive)
-        view |= {
-            "predicted_label": prediction.predicted_label,
-            "confidence": prediction.confidence,
-            "scores": sorted(((str(k), float(v)) for k, v in (prediction.scores or {}).items()), key=lambda s: -s[1]),
-            "explanation_rows": rows,
-            "explanation_text": text,
-        }
-    return CaseView(**view)
+    view = CaseView(
+        task_id=task.pk,
+        case_name=reviewer_case_name(prediction),
+        model_name=model.name,
+        version_number=prediction.version.number,
+        labels=list(model.labels),
+        features=feature_rows(prediction.features, schema=model.feature_schema, sensitive=sensitive),
+        route_reasons=shown,
+        hidden_reasons=len(reasons) - len(shown),
+        guidelines=markdown_safe(model.review_guidelines),
+        blind=blind,
+    )
+    if blind:
+        return view
+    rows, text = _explanation(prediction.explanation, sensitive)
+    return dataclasses.replace(
+        view,
+        predicted_label=prediction.predicted_label,
+        confidence=prediction.confidence,
+        scores=sorted(((str(k), float(v)) for k, v in (prediction.scores or {}).items()), key=lambda s: -s[1]),
+        explanation_rows=rows,
+        explanation_text=text,
+    )
 
 
 def _case_related(prefix: str) -> tuple[str, ...]:
@@ -214,11 +319,13 @@ def reviewer_queue_overview(*, reviewer, now: datetime, is_adjudicator: bool) ->
     """Counts (capped at COUNT_CAP), the reviewer's open assignments, and their recent decided cases."""
     claimable = claimable_tasks(reviewer)
     start_of_day = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
-    recent = list(
+    rows = (
         Review.objects.filter(reviewer=reviewer, corrections__isnull=True, task__status=TaskStatus.DECIDED)
         .order_by("-created_at")
         .values(
             "task_id",
+            "task__prediction_id",
+            "task__prediction__external_id",
             "label",
             "created_at",
             "is_adjudication",
@@ -228,8 +335,32 @@ def reviewer_queue_overview(*, reviewer, now: datetime, is_adjudicator: bool) ->
             "task__prediction__decision__decided_at",
         )[:RECENT_DECISIONS]
     )
+    recent = []
+    for row in rows:
+        decided: dict[str, Any] = dict(row)
+        decided["case_name"] = case_name(
+            decided.pop("task__prediction__external_id"), decided.pop("task__prediction_id")
+        )
+        recent.append(decided)
+    held = list(
+        open_assignments(reviewer, now=now)
+        .select_related("task__model", "task__prediction")
+        .defer(*(f"task__prediction__{name}" for name in _PREDICTION_CONTENT))
+    )
+    held_names = reviewer_case_names(
+        [
+            CaseNaming(
+                prediction_id=assignment.task.prediction_id,
+                external_id=assignment.task.prediction.external_id,
+                is_gold=assignment.task.prediction.is_gold,
+                model_id=assignment.task.model_id,
+                payload_sha256=assignment.task.prediction.payload_sha256,
+            )
+            for assignment in held
+        ]
+    )
     return QueueOverview(
-        open_assignments=list(open_assignments(reviewer, now=now).select_related("task__model")),
+        open_assignments=[HeldCase(assignment=a, case_name=held_names[a.task.prediction_id]) for a in held],
         available=claimable[:COUNT_CAP].count(),
         due_soon=claimable.filter(due_at__lte=now + DUE_SOON)[:COUNT_CAP].count(),
         reviewed_today=Review.objects.filter(reviewer=reviewer, created_at__gte=start_of_day).count(),
@@ -246,7 +377,8 @@ def escalated_tasks(*, adjudicator) -> QuerySet[ReviewTask]:
     return (
         ReviewTask.objects.filter(status=TaskStatus.ESCALATED)
         .filter(~Exists(reviewed_by_me))
-        .select_related("model")
+        .select_related("model", "prediction")
+        .defer(*(f"prediction__{name}" for name in _PREDICTION_CONTENT))
         .annotate(review_count=Count("reviews", filter=Q(reviews__corrections__isnull=True)))
         .order_by("-priority", "due_at", "id")[:ESCALATED_PAGE_SIZE]
     )

@@ -7,7 +7,9 @@ the rows they need, in one query each, and shapes them. What counts:
   final calls, not ratings, and are left out;
 - inter-rater agreement, agreement with the final decision and agreement with the model use real cases only:
   gold cases (answered by every reviewer) would swamp them, and they measure accuracy instead;
-- a period filters on when the review was given (`since` inclusive, `until` exclusive).
+- a period filters on when the review was given (`since` inclusive, `until` exclusive);
+- a fast review (`reviews.agreement.is_fast_review`) is counted on gold and real cases alike: a rubber stamp
+  is one wherever it lands.
 """
 
 from collections import Counter, defaultdict
@@ -18,9 +20,11 @@ from itertools import combinations
 from django.db.models import QuerySet
 
 from reviews.agreement import (
+    FAST_REVIEW_SECONDS,
     MatchRate,
     agreement_with_final,
     cohens_kappa,
+    fast_review_counts,
     fleiss_kappa,
     krippendorff_alpha_nominal,
     median_time_by_reviewer,
@@ -38,7 +42,11 @@ RELIABILITY_WINDOW = 5000
 
 @dataclass(frozen=True)
 class ReviewerFigures:
-    """One reviewer's quality figures; a MatchRate is None when there was nothing to compare with."""
+    """One reviewer's quality figures; a MatchRate is None when there was nothing to compare with.
+
+    ``fast_reviews`` counts the reviews given too fast for the case's number of features
+    (``reviews.agreement.is_fast_review``): the rubber-stamp signal next to ``model_agreement``.
+    """
 
     reviewer_id: int
     username: str
@@ -47,6 +55,7 @@ class ReviewerFigures:
     agreement_with_final: MatchRate | None
     model_agreement: MatchRate | None
     median_seconds: float | None
+    fast_reviews: int
 
 
 @dataclass(frozen=True)
@@ -115,9 +124,13 @@ def agreement_statistics(
             "task__prediction__decision__final_label",
         )
     )
+    fast_rows = _fast_reviews(model_id=model_id, since=since, until=until)
     if reviewer_id is not None:
         mine = {task_id for reviewer, _, task_id, *_ in rows if reviewer == reviewer_id}
         rows = [row for row in rows if row[2] in mine]
+        fast = [(reviewer, seconds, count) for reviewer, task_id, seconds, count in fast_rows if task_id in mine]
+    else:
+        fast = [(reviewer, seconds, count) for reviewer, _, seconds, count in fast_rows]
 
     usernames: dict[int, str] = {}
     real: list[tuple[int, int, str]] = []
@@ -151,6 +164,7 @@ def agreement_statistics(
     final_rates = agreement_with_final(real, final)
     model_rates = model_agreement_rate(real, model_labels)
     medians = median_time_by_reviewer(times)
+    fast_counts = fast_review_counts(fast)
     review_counts = Counter(reviewer for reviewer, *_ in rows)
     return AgreementStatistics(
         items=len(items),
@@ -170,11 +184,30 @@ def agreement_statistics(
                 agreement_with_final=final_rates.get(reviewer),
                 model_agreement=model_rates.get(reviewer),
                 median_seconds=medians.get(reviewer),
+                fast_reviews=fast_counts.get(reviewer, 0),
             )
             for reviewer in listed
             if reviewer in usernames
         ],
     )
+
+
+def _fast_reviews(
+    *, model_id: int | None, since: datetime | None, until: datetime | None
+) -> list[tuple[int, int, int, int]]:
+    """(reviewer id, task id, seconds, feature count) of the current reviews faster than FAST_REVIEW_SECONDS.
+
+    Only these few rows load their case's features, to count them; the main query never reads personal data.
+    """
+    rows = (
+        current_reviews(model_id=model_id, since=since, until=until)
+        .filter(time_spent_seconds__lt=FAST_REVIEW_SECONDS)
+        .values_list("reviewer_id", "task_id", "time_spent_seconds", "task__prediction__features")
+    )
+    return [
+        (reviewer, task_id, seconds, len(features) if isinstance(features, dict) else 0)
+        for reviewer, task_id, seconds, features in rows
+    ]
 
 
 def _pairwise_kappa(by_item: dict[int, dict[int, str]], *, only: int | None) -> list[PairKappa]:

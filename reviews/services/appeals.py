@@ -11,6 +11,9 @@ from reviews.choices import DecisionSource
 from reviews.models import Decision
 from reviews.services.decisions import decision_webhooks_fan_out
 
+# How the decision's history row of a reversal begins; "My cases" finds appealed cases by it.
+APPEAL_HISTORY_REASON = "Reversed on appeal"
+
 
 def _require_reason(reason: str) -> str:
     if not isinstance(reason, str) or not reason.strip():
@@ -47,7 +50,7 @@ def decision_reverse_on_appeal(*, decision: Decision, final_label: str, actor, r
     locked.agreement = None
     locked.decided_by = actor
     locked.decided_at = timezone.now()
-    historise(locked, actor=actor, reason=f"Reversed on appeal: {reason}")
+    historise(locked, actor=actor, reason=f"{APPEAL_HISTORY_REASON}: {reason}")
     locked.save(update_fields=["final_label", "source", "agreement", "decided_by", "decided_at"])
 
     prediction = locked.prediction

@@ -6,6 +6,9 @@ same instant, the second waits for the first to commit, then counts both reviews
 one review too few and did not. A resolved task leaves the claimable statuses, so nothing resolves it again,
 and the one-to-one Decision per prediction is the last line of defence.
 
+Time spent on a review is the server's own measure, from the claim of the assignment to the submit: a page
+timer can be stopped, edited or never run, so it is not what the record trusts.
+
 Reviews are immutable. A correction is a new review naming the one it corrects, with a reason, allowed while
 the case still waits for reviews; consensus counts each reviewer's latest review. Gold cases never produce a
 decision: their reviews only measure the reviewer.
@@ -13,6 +16,7 @@ decision: their reviews only measure the reviewer.
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -21,6 +25,7 @@ from django.utils import timezone
 from audits.events import LedgerEvent
 from audits.ledger import LedgerEntry, ledger_append_many
 from hitl_platform.history import historise
+from reviews.agreement import is_fast_review
 from reviews.choices import CLAIMABLE_TASK_STATUSES, AssignmentStatus, ConsensusRule, DecisionSource, TaskStatus
 from reviews.consensus import Vote, resolve_consensus
 from reviews.exceptions import ReviewWorkflowError
@@ -77,8 +82,24 @@ def _clean_text(text: str, what: str) -> str:
     return text
 
 
-def _clean_seconds(seconds: int) -> int:
+def _clean_seconds(seconds: float) -> int:
     return min(max(int(seconds), 0), MAX_TIME_SPENT_SECONDS)
+
+
+def seconds_since_claim(assignment: Assignment, *, now: datetime) -> int:
+    """Whole seconds from the claim of ``assignment`` to ``now``, within 0 and MAX_TIME_SPENT_SECONDS."""
+    return _clean_seconds((now - assignment.claimed_at).total_seconds())
+
+
+def fast_review_warning(assignment: Assignment, *, feature_count: int, now: datetime) -> str:
+    """What to ask a reviewer who submits a case with many features this fast (`is_fast_review`); else ""."""
+    seconds = seconds_since_claim(assignment, now=now)
+    if not is_fast_review(seconds, feature_count):
+        return ""
+    return (
+        f"You took {seconds} s on a case with {feature_count} features; are you sure? "
+        "Tick the box below to submit your review as it is."
+    )
 
 
 def _current_votes(task: ReviewTask) -> list[tuple[int, str]]:
@@ -129,8 +150,10 @@ def _lost_slot_message(assignment: Assignment, task: ReviewTask) -> str:
 
 
 @transaction.atomic
-def review_submit(*, assignment_id: int, reviewer, label: str, rationale: str, time_spent_seconds: int) -> SubmitResult:
+def review_submit(*, assignment_id: int, reviewer, label: str, rationale: str) -> SubmitResult:
     """Record a reviewer's review of their own assignment and, if it completes the case, resolve it.
+
+    The time spent is measured here, from the assignment's claim to this submit (`seconds_since_claim`).
 
     A repeated submit of the same assignment returns the stored review and changes nothing. A lease that ran
     out is forgiven while the case still has the slot free (the review is accepted and marked late);
@@ -163,7 +186,7 @@ def review_submit(*, assignment_id: int, reviewer, label: str, rationale: str, t
         reviewer=reviewer,
         label=label,
         rationale=rationale,
-        time_spent_seconds=_clean_seconds(time_spent_seconds),
+        time_spent_seconds=seconds_since_claim(assignment, now=now),
         created_at=now,
     )
     historise(review, actor=reviewer, reason="Review submitted after the lease ran out" if late else "Review submitted")
@@ -221,6 +244,7 @@ def _resolve(
     reviewers = reviewers_named([reviewer_id for reviewer_id, _ in votes])
     tally = _tally_in_words(outcome)
     if outcome.decided and not task.needs_adjudication:
+        assert outcome.label is not None  # a decided outcome carries its label
         task.status = TaskStatus.DECIDED
         task.decided_at = now
         names = ", ".join(reviewer["username"] for reviewer in reviewers)

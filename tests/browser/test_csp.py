@@ -4,12 +4,16 @@ Every page is watched: a "Content Security Policy" message on the console (Chrom
 securitypolicyviolation listener below writes for every refusal) or an uncaught script error fails the test.
 """
 
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule
 from playwright.sync_api import expect
 
 from models_registry.choices import Stage
+from reviews.models import Assignment
 from tests.factories import TEST_PASSWORD
 from tests.models_registry.factories import MLModelFactory, ModelVersionFactory, PromotionRequestFactory
 from tests.reviews.factories import (
@@ -123,7 +127,9 @@ def test_the_review_form_keeps_its_shortcuts_and_timer(browser, live_server, scr
 
     expect(page.locator("h1")).to_have_text("My queue")
     page.keyboard.press("n")
-    expect(page.locator("#case-title")).to_contain_text(f"Case {task.pk}")
+    expect(page.locator("#case-title")).to_contain_text(task.prediction.case_name)
+    # As if the reviewer had read the case for a minute: a two-second review would be questioned first.
+    Assignment.objects.filter(reviewer=reviewer_a).update(claimed_at=timezone.now() - timedelta(minutes=1))
     expect(page.locator(".scores .bar rect").first).to_have_attribute("width", "64")
     page.keyboard.press("2")
     expect(page.locator("input[name=label][value=deny]")).to_be_checked()

@@ -1,18 +1,27 @@
 """Two reviewers disagree on a case in a real browser; an adjudicator makes the final call."""
 
 import re
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from models_registry.choices import Stage
 from reviews.choices import ConsensusRule, DecisionSource, TaskStatus
-from reviews.models import Decision, Review
+from reviews.models import Assignment, Decision, Review
 from tests.factories import TEST_PASSWORD
 from tests.models_registry.factories import MLModelFactory, ModelVersionFactory
 from tests.reviews.factories import ReviewTaskFactory, RoutingPolicyFactory
 
 pytestmark = [pytest.mark.browser]
+
+
+def as_if_read_for(reviewer, seconds: int = 60) -> None:
+    """Move the reviewer's claim back in time, as if they had read the case that long (no fast-review question)."""
+    Assignment.objects.filter(reviewer=reviewer, status="claimed").update(
+        claimed_at=timezone.now() - timedelta(seconds=seconds)
+    )
 
 
 def log_in(browser, live_server, user):
@@ -44,7 +53,8 @@ def test_a_disagreement_goes_to_an_adjudicator_who_decides_it(
     page_a = log_in(browser, live_server, reviewer_a)
     screenshot(page_a, "01-reviewer-a-queue")
     page_a.keyboard.press("n")
-    expect(page_a.locator("#case-title")).to_contain_text(f"Case {task.pk}")
+    expect(page_a.locator("#case-title")).to_contain_text(task.prediction.case_name)
+    as_if_read_for(reviewer_a)
     expect(page_a.locator("#model-answer")).to_contain_text("approve")
     expect(page_a.locator("#shortcuts")).to_contain_text("Ctrl")
     page_a.keyboard.press("1")
@@ -60,7 +70,8 @@ def test_a_disagreement_goes_to_an_adjudicator_who_decides_it(
     # Reviewer B clicks, and clicks twice: the case is still submitted once.
     page_b = log_in(browser, live_server, reviewer_b)
     page_b.click("#next-case")
-    expect(page_b.locator("#case-title")).to_contain_text(f"Case {task.pk}")
+    expect(page_b.locator("#case-title")).to_contain_text(task.prediction.case_name)
+    as_if_read_for(reviewer_b)
     page_b.check("input[name=label][value=deny]")
     page_b.fill("#id_rationale", "Twenty-four months at this amount is more than 40% of the income.")
     screenshot(page_b, "04-reviewer-b-form")
@@ -75,9 +86,9 @@ def test_a_disagreement_goes_to_an_adjudicator_who_decides_it(
     # The adjudicator sees both reviews and their rationales, and makes the final call.
     page_c = log_in(browser, live_server, adjudicator)
     page_c.click("text=Adjudication")
-    expect(page_c.locator("#escalated")).to_contain_text(f"Case {task.pk}")
+    expect(page_c.locator("#escalated")).to_contain_text(task.prediction.case_name)
     screenshot(page_c, "05-adjudication-list")
-    page_c.click(f"text=Case {task.pk}")
+    page_c.click(f"text={task.prediction.case_name}")
     expect(page_c.locator("#reviews")).to_contain_text("the income covers it")
     expect(page_c.locator("#reviews")).to_contain_text("more than 40% of the income")
     expect(page_c.locator("#escalation-reason")).to_contain_text("reviewers split 1-1")
@@ -85,7 +96,9 @@ def test_a_disagreement_goes_to_an_adjudicator_who_decides_it(
     page_c.fill("#id_reason", "The instalment is 45% of the verified income; the guideline says deny.")
     screenshot(page_c, "06-adjudication-form")
     page_c.click("#submit-adjudication")
-    expect(page_c.locator(".messages")).to_contain_text(re.compile(rf"case {task.pk} is decided as deny"))
+    expect(page_c.locator(".messages")).to_contain_text(
+        re.compile(rf"{re.escape(task.prediction.case_name)} is decided as deny")
+    )
     screenshot(page_c, "07-adjudication-done")
 
     decision = Decision.objects.get(prediction=task.prediction)

@@ -38,9 +38,9 @@ def reviewers(count: int) -> list:
 def submit(task: ReviewTask, reviewer, label: str, rationale: str = "Checked the income and the amount."):
     assignment = assignment_claim_next(reviewer=reviewer)
     assert assignment.task_id == task.pk
-    return review_submit(
-        assignment_id=assignment.pk, reviewer=reviewer, label=label, rationale=rationale, time_spent_seconds=30
-    )
+    # The reviewer claimed it half a minute ago: the time spent is measured from the claim.
+    Assignment.objects.filter(pk=assignment.pk).update(claimed_at=timezone.now() - timedelta(seconds=30))
+    return review_submit(assignment_id=assignment.pk, reviewer=reviewer, label=label, rationale=rationale)
 
 
 def events(event_type: str) -> list[dict]:
@@ -81,13 +81,9 @@ class TestSubmit:
         assert assignment.task_id == task.pk
 
         with pytest.raises(ReviewWorkflowError, match="rationale is required"):
-            review_submit(
-                assignment_id=assignment.pk, reviewer=reviewer_a, label="deny", rationale=" ", time_spent_seconds=1
-            )
+            review_submit(assignment_id=assignment.pk, reviewer=reviewer_a, label="deny", rationale=" ")
         with pytest.raises(ReviewWorkflowError, match="not a label of this model"):
-            review_submit(
-                assignment_id=assignment.pk, reviewer=reviewer_a, label="maybe", rationale="x", time_spent_seconds=1
-            )
+            review_submit(assignment_id=assignment.pk, reviewer=reviewer_a, label="maybe", rationale="x")
         assert not Review.objects.exists()
 
     def test_nobody_submits_on_another_reviewers_assignment(self, version, reviewer_a, reviewer_b):
@@ -95,14 +91,12 @@ class TestSubmit:
         assignment = assignment_claim_next(reviewer=reviewer_a)
 
         with pytest.raises(Assignment.DoesNotExist):
-            review_submit(
-                assignment_id=assignment.pk, reviewer=reviewer_b, label="deny", rationale="x", time_spent_seconds=1
-            )
+            review_submit(assignment_id=assignment.pk, reviewer=reviewer_b, label="deny", rationale="x")
 
     def test_submitting_twice_is_harmless(self, version, reviewer_a):
         ReviewTaskFactory(prediction__version=version, reviews_required=2)
         assignment = assignment_claim_next(reviewer=reviewer_a)
-        kwargs = {"assignment_id": assignment.pk, "reviewer": reviewer_a, "rationale": "x", "time_spent_seconds": 5}
+        kwargs = {"assignment_id": assignment.pk, "reviewer": reviewer_a, "rationale": "x"}
 
         first = review_submit(label="deny", **kwargs)
         second = review_submit(label="approve", **kwargs)
@@ -120,9 +114,7 @@ class TestSubmit:
         task.refresh_from_db()
         assert task.slots_taken == 0
 
-        result = review_submit(
-            assignment_id=assignment.pk, reviewer=reviewer_a, label="deny", rationale="x", time_spent_seconds=900
-        )
+        result = review_submit(assignment_id=assignment.pk, reviewer=reviewer_a, label="deny", rationale="x")
 
         assert result.created and result.late
         task.refresh_from_db()
@@ -140,9 +132,7 @@ class TestSubmit:
         assignment_claim_next(reviewer=reviewer_b)
 
         with pytest.raises(ReviewWorkflowError, match="another reviewer took the free slot since"):
-            review_submit(
-                assignment_id=assignment.pk, reviewer=reviewer_a, label="deny", rationale="x", time_spent_seconds=1
-            )
+            review_submit(assignment_id=assignment.pk, reviewer=reviewer_a, label="deny", rationale="x")
         assert not Review.objects.exists()
 
     def test_a_late_submit_on_a_decided_case_says_it_was_decided(self, version, reviewer_a, reviewer_b):
@@ -154,9 +144,7 @@ class TestSubmit:
         submit(task, reviewer_b, "approve")
 
         with pytest.raises(ReviewWorkflowError, match="the case has been decided since"):
-            review_submit(
-                assignment_id=assignment.pk, reviewer=reviewer_a, label="deny", rationale="x", time_spent_seconds=1
-            )
+            review_submit(assignment_id=assignment.pk, reviewer=reviewer_a, label="deny", rationale="x")
 
 
 class TestConsensus:
