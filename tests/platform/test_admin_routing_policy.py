@@ -18,8 +18,11 @@ def policy(db):
 def _form(policy: RoutingPolicy, **changes) -> dict:
     data = {
         "auto_decide_threshold": policy.auto_decide_threshold,
-        "label_thresholds": json.dumps(policy.label_thresholds),
-        "rules": json.dumps(policy.rules),
+        # Rules and label thresholds are rows (tests/reviews/test_policy_rule_editor.py): none here.
+        "rules-TOTAL_FORMS": "0",
+        "rules-INITIAL_FORMS": "0",
+        "thresholds-TOTAL_FORMS": "0",
+        "thresholds-INITIAL_FORMS": "0",
         "qa_sample_rate": policy.qa_sample_rate,
         "reviews_required": "" if policy.reviews_required is None else policy.reviews_required,
         "consensus_rule": policy.consensus_rule,
