@@ -11,6 +11,7 @@ from audits.choices import AuditStatus
 from audits.models import AuditPolicy, BiasAudit
 from audits.selectors.bias_audit_report import bias_audit_report, bias_audit_with_figures, bias_audits_readable_by
 from audits.services.bias_audits import POLICY_FIELDS, audit_policy_update, bias_audit_retry
+from hitl_platform import humanize
 from hitl_platform.admin_site import GovernedAdminMixin, HistoryVersionsReadOnlyMixin, timestamp_column
 
 
@@ -20,15 +21,11 @@ class BiasAuditAdmin(GovernedAdminMixin, SimpleHistoryAdmin):
 
     list_display = (
         "id",
-        "model",
-        "version",
-        "population",
-        "attributes",
-        "status",
-        "verdict",
-        "key_ratio",
-        "trigger",
-        timestamp_column("created_at"),
+        "model_version",
+        "scope",
+        "status_shown",
+        "key_ratio_shown",
+        timestamp_column("created_at", "requested"),
     )
     list_filter = ("status", "verdict", "population", "trigger")
     list_select_related = ("model", "version")
@@ -111,9 +108,23 @@ class BiasAuditAdmin(GovernedAdminMixin, SimpleHistoryAdmin):
         if not (queued or refused):
             messages.info(request, "None of the selected audits failed to run: nothing to queue again.")
 
-    @admin.display(description="attributes")
-    def attributes(self, audit: BiasAudit) -> str:
-        return " & ".join(audit.sensitive_attributes)
+    @admin.display(description="model", ordering="model__name")
+    def model_version(self, audit: BiasAudit) -> str:
+        return f"{audit.model.name} v{audit.version.number}" if audit.version else audit.model.name
+
+    @admin.display(description="scope")
+    def scope(self, audit: BiasAudit) -> str:
+        return f"{audit.get_population_display()}, by {' & '.join(audit.sensitive_attributes)}"
+
+    @admin.display(description="status", ordering="status")
+    def status_shown(self, audit: BiasAudit) -> str:
+        if audit.verdict:
+            return f"{audit.get_status_display()}: {audit.get_verdict_display()}"
+        return audit.get_status_display()
+
+    @admin.display(description="key ratio", ordering="key_ratio")
+    def key_ratio_shown(self, audit: BiasAudit) -> str:
+        return humanize.MISSING if audit.key_ratio is None else f"{audit.key_ratio:.2f}"
 
 
 class AuditPolicyForm(forms.ModelForm):

@@ -7,11 +7,12 @@ from django.urls import reverse
 from django.utils.safestring import mark_safe
 from simple_history.admin import SimpleHistoryAdmin
 
+from audits.choices import AuditStatus
 from audits.drift_charts import psi_bars_svg
 from audits.models import DriftCheck, RetrainingJob
 from audits.presentation_retraining import retraining_report_build
 from audits.selectors.retraining import retraining_jobs_list
-from hitl_platform.admin_site import GovernedAdminMixin, timestamp_column
+from hitl_platform.admin_site import GovernedAdminMixin, count_column, timestamp_column
 from models_registry.selectors import ml_models_readable_by
 
 
@@ -21,14 +22,10 @@ class RetrainingJobAdmin(GovernedAdminMixin, SimpleHistoryAdmin):
 
     list_display = (
         "id",
-        "model",
-        "base_version",
-        "candidate_version",
-        "trigger",
-        "mitigation",
-        "status",
-        "progress",
-        timestamp_column("created_at"),
+        "versions",
+        "how",
+        "status_shown",
+        timestamp_column("created_at", "requested"),
     )
     list_filter = ("status", "trigger", "mitigation")
     list_select_related = ("model", "base_version", "candidate_version")
@@ -57,6 +54,21 @@ class RetrainingJobAdmin(GovernedAdminMixin, SimpleHistoryAdmin):
     history_list_display = ("status", "candidate_version")
     change_form_template = "admin/audits/retrainingjob/change_form.html"
 
+    @admin.display(description="model", ordering="model__name")
+    def versions(self, job: RetrainingJob) -> str:
+        candidate = f" → v{job.candidate_version.number}" if job.candidate_version else ""
+        return f"{job.model.name} v{job.base_version.number}{candidate}"
+
+    @admin.display(description="why and how")
+    def how(self, job: RetrainingJob) -> str:
+        return f"{job.get_trigger_display()}; {job.get_mitigation_display()}"
+
+    @admin.display(description="status", ordering="status")
+    def status_shown(self, job: RetrainingJob) -> str:
+        if job.status in (AuditStatus.QUEUED, AuditStatus.RUNNING):
+            return f"{job.get_status_display()} ({job.progress} %)"
+        return job.get_status_display()
+
     def get_queryset(self, request: HttpRequest):
         return retraining_jobs_list(model_ids=ml_models_readable_by(request.user)).select_related(
             "promotion_request", "audit"
@@ -84,7 +96,15 @@ class RetrainingJobAdmin(GovernedAdminMixin, SimpleHistoryAdmin):
 class DriftCheckAdmin(GovernedAdminMixin, admin.ModelAdmin):
     """Daily drift checks, newest first; a check's page charts each feature's PSI against the threshold."""
 
-    list_display = ("id", "model", "version", "verdict", "max_psi", "recent_count", timestamp_column("checked_at"))
+    list_display = (
+        "id",
+        "model",
+        "version",
+        "verdict",
+        "max_psi",
+        count_column("recent_count", "recent cases"),
+        timestamp_column("checked_at", "checked"),
+    )
     list_filter = ("verdict", "model")
     list_select_related = ("model", "version")
     changelist_defer = ("result",)

@@ -51,7 +51,7 @@ def stacked_columns_svg(
         )
     for i, label in enumerate(x_labels):
         x = left + i * slot + (slot - bar_w) / 2
-        base = top + plot_h
+        base: float = top + plot_h
         for s in series:
             value = s.values[i]
             if value <= 0:
@@ -73,6 +73,15 @@ def stacked_columns_svg(
     return "".join(parts)
 
 
+# What fits in a horizontal bar chart's 170 px label column at the axis font; longer names end in an ellipsis and
+# are shown whole on hover.
+BAR_LABEL_CHARACTERS = 26
+
+
+def _fit(text: str, characters: int) -> str:
+    return text if len(text) <= characters else f"{text[: characters - 1]}…"
+
+
 def horizontal_bars_svg(*, title: str, labels: Sequence[str], series: Sequence[Series], width: int = 720) -> str:
     """One stacked horizontal bar per label (e.g. per model: automatic, human, undecided cases)."""
     row_h, left, right, top = 26, 170, 60, 28
@@ -86,7 +95,10 @@ def horizontal_bars_svg(*, title: str, labels: Sequence[str], series: Sequence[S
     ]
     for i, label in enumerate(labels):
         y = top + i * row_h
-        parts.append(f'<text class="axis" x="{left - 8}" y="{y + 15}" text-anchor="end">{escape(label)}</text>')
+        parts.append(
+            f'<text class="axis" x="{left - 8}" y="{y + 15}" text-anchor="end">'
+            f"<title>{escape(label)}</title>{escape(_fit(label, BAR_LABEL_CHARACTERS))}</text>"
+        )
         x = float(left)
         for s in series:
             value = s.values[i]

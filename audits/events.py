@@ -44,3 +44,41 @@ LEDGER_EVENT_TYPES: tuple[str, ...] = tuple(
 # ("reviews.decision"); audits were named before that convention held here, and the name is hashed into every
 # sealed audit event, so it stays.
 BIAS_AUDIT_OBJECT_TYPE = "bias_audit"
+
+# Each type in words, for people: the console's lists, filters and pages say "Decision made", never
+# "decision.made". A type missing here (none should be) falls back to ``ledger_event_label``'s own wording.
+LEDGER_EVENT_LABELS: dict[str, str] = {
+    LedgerEvent.MODEL_REGISTERED: "Model registered",
+    LedgerEvent.MODEL_UPDATED: "Model updated",
+    LedgerEvent.VERSION_REGISTERED: "Version registered",
+    LedgerEvent.PROMOTION_REQUESTED: "Promotion requested",
+    LedgerEvent.PROMOTION_GATE_OVERRIDDEN: "Promotion gate overridden",
+    LedgerEvent.PROMOTION_DECIDED: "Promotion decided",
+    LedgerEvent.POLICY_CREATED: "Routing policy created",
+    LedgerEvent.POLICY_CHANGED: "Routing policy changed",
+    LedgerEvent.POLICY_STOP_SWITCH: "Stop switch turned on or off",
+    LedgerEvent.PREDICTION_ROUTED: "Case routed",
+    LedgerEvent.REVIEW_SUBMITTED: "Review submitted",
+    LedgerEvent.REVIEW_CORRECTED: "Review corrected",
+    LedgerEvent.TASK_ESCALATED: "Task escalated to an adjudicator",
+    LedgerEvent.DECISION_MADE: "Decision made",
+    LedgerEvent.DECISION_REVERSED: "Decision reversed on appeal",
+    LedgerEvent.OUTCOME_REPORTED: "Outcome reported",
+    LedgerEvent.GOLD_CASE_CREATED: "Gold case created",
+    LedgerEvent.GOLD_CASE_RETIRED: "Gold case retired",
+    LedgerEvent.AUDIT_FINISHED: "Bias audit finished",
+    LedgerEvent.AUDIT_FAILED: "Bias audit failed",
+    LedgerEvent.RETENTION_PURGED: "Personal data purged (retention)",
+    LedgerEvent.TRAINING_DATA_EXPORTED: "Training data exported",
+    LedgerEvent.RETRAINING_REQUESTED: "Retraining requested",
+    LedgerEvent.RETRAINING_FINISHED: "Retraining finished",
+    LedgerEvent.RETRAINING_FAILED: "Retraining failed",
+}
+
+
+def ledger_event_label(event_type: str) -> str:
+    """An event type in words: "decision.made" -> "Decision made"."""
+    if event_type in LEDGER_EVENT_LABELS:
+        return LEDGER_EVENT_LABELS[event_type]
+    words = event_type.replace(".", " ").replace("_", " ").strip()
+    return words[:1].upper() + words[1:]

@@ -51,7 +51,7 @@ METRIC_WORDS = {
     EQUAL_OPPORTUNITY_DIFFERENCE: ("Equal opportunity difference", "gap in true positive rates"),
     EQUAL_OPPORTUNITY_RATIO: ("Equal opportunity ratio", "lowest true positive rate divided by the highest"),
 }
-POPULATION_WORDS = {
+POPULATION_WORDS: dict[str, str] = {
     AuditPopulation.MODEL: "The model's own labels, against the reported outcome (else the final label of a case "
     "humans decided).",
     AuditPopulation.DECISIONS: "The final decisions, against the reported outcome.",
@@ -297,7 +297,7 @@ def audit_again_url(audit: BiasAudit) -> str:
         "population": audit.population,
         "sensitive_attributes": list(audit.sensitive_attributes),
     }
-    if audit.version_id:
+    if audit.version is not None:
         query["version"] = audit.version.number
     if audit.since:
         query["since"] = timezone.localtime(audit.since).date().isoformat()
@@ -319,7 +319,7 @@ def _facts(
     model = audit.model
     version = (
         f"Version {audit.version.number} ({audit.version.get_stage_display().lower()})"
-        if audit.version_id
+        if audit.version is not None
         else "Every version"
     )
     trigger = AuditTrigger(audit.trigger).label
@@ -353,7 +353,7 @@ def _facts(
         ),
         Fact("Confidence intervals", intervals),
         Fact("Trigger", trigger, url=trigger_url),
-        Fact("Requested by", audit.requested_by.get_username() if audit.requested_by_id else "The platform"),
+        Fact("Requested by", audit.requested_by.get_username() if audit.requested_by is not None else "The platform"),
         Fact("Requested", _moment(audit.created_at)),
         Fact("Started", _moment(audit.started_at)),
         Fact("Finished", _moment(audit.finished_at)),
@@ -709,7 +709,11 @@ def dashboard_audit_rows(
     for model_id, name in models:
         audit_standing = standing.get(model_id)
         drift_words, drift_class = _drift_words(drift.get(model_id))
-        drift_fields = {"drift_check": drift.get(model_id), "drift_words": drift_words, "drift_class": drift_class}
+        drift_fields: dict[str, Any] = {
+            "drift_check": drift.get(model_id),
+            "drift_words": drift_words,
+            "drift_class": drift_class,
+        }
         if audit_standing is None:
             rows.append(
                 DashboardAuditRow(
@@ -748,7 +752,9 @@ def dashboard_audit_rows(
 # CSV
 
 
-def _fairness_rows(audit_id: int, scopes: list[Mapping[str, Any]], *, section: str, reviewer: str) -> Iterator[list]:
+def _fairness_rows(
+    audit_id: int, scopes: list[Mapping[str, Any]], *, section: str, reviewer: str | None
+) -> Iterator[list]:
     group_section, between_section = (section, f"{section} between groups") if section else ("group", "between groups")
     for scope in scopes:
         for group in scope["groups"]:

@@ -53,6 +53,7 @@ from audits.services.ledger_checks import ledger_check_mismatches, ledger_check_
 from audits.services.retraining import RetrainingConflict, retraining_request
 from audits.tasks import dashboard_refresh_task
 from hitl_platform.spreadsheet import csv_writer
+from hitl_platform.types import authenticated_user
 from reviews.forms import AppealForm
 from reviews.models import Decision
 from reviews.services.appeals import decision_reverse_on_appeal
@@ -60,6 +61,8 @@ from reviews.services.appeals import decision_reverse_on_appeal
 logger = logging.getLogger(__name__)
 
 DASHBOARD_STALE_AFTER = timedelta(minutes=10)
+# Today's figures are rebuilt once they are a minute old, so a case that just arrived shows within a minute.
+DASHBOARD_TODAY_STALE_AFTER = timedelta(minutes=1)
 CASE_PERMISSIONS = ("reviews.view_prediction", "reviews.view_decision")
 
 
@@ -79,11 +82,14 @@ def dashboard_context(request: HttpRequest) -> dict:
     form = DashboardPeriodForm(request.GET or None)
     period = form.cleaned_data["days"] if form.is_valid() else DEFAULT_DASHBOARD_PERIOD
     last_refresh = dashboard_last_refresh()
-    if last_refresh is None or timezone.now() - last_refresh > DASHBOARD_STALE_AFTER:
+    age = None if last_refresh is None else timezone.now() - last_refresh
+    if age is None or age > DASHBOARD_TODAY_STALE_AFTER:
         # The beat schedule keeps the figures fresh; if it is not running (a laptop, a stopped beat), the page
-        # asks for a rebuild of the whole window. Eager Celery runs it here; a real worker in the background.
+        # asks for a rebuild of the whole window, and in any case of today once it is a minute old. Eager
+        # Celery runs it here; a real worker in the background, for the next load.
+        days = max(DASHBOARD_PERIODS) if age is None or age > DASHBOARD_STALE_AFTER else 1
         try:
-            dashboard_refresh_task.delay(days=max(DASHBOARD_PERIODS))
+            dashboard_refresh_task.delay(days=days)
         except OperationalError:
             logger.warning("Dashboard figures are stale and the broker is unreachable to rebuild them", exc_info=True)
     dashboard = dashboard_figures(period_days=period)
@@ -106,7 +112,8 @@ def dashboard_context(request: HttpRequest) -> dict:
         ],
     )
     audit_rows = dashboard_audit_rows(
-        models=[(m.model_id, m.name) for m in dashboard.models],
+        # Every model's figures have its id; only the totals, which are not in this list, have none.
+        models=[(m.model_id, m.name) for m in dashboard.models if m.model_id is not None],
         standing=bias_audit_standing_per_model(model_ids=[m.model_id for m in dashboard.models]),
         drift=drift_latest_per_model(model_ids=[m.model_id for m in dashboard.models]),
     )
@@ -131,9 +138,8 @@ def case_page(request: HttpRequest, prediction_id: int) -> HttpResponse:
         raise Http404("No such case.")
     context = _context(
         request,
-        f"Case {trail.prediction.model.name}:{trail.prediction.external_id}",
+        f"Case {trail.prediction.case_name} of {trail.prediction.model.name}",
         trail=trail,
-        features_json=json.dumps(trail.prediction.features, indent=2, ensure_ascii=False, default=str),
         can_appeal=trail.decision is not None and request.user.has_perm("reviews.adjudicate_cases"),
         can_export=request.user.has_perm("audits.add_export"),
     )
@@ -243,12 +249,14 @@ def export_download(request: HttpRequest, export_id: int) -> FileResponse:
     """The finished file, to its requester (or a superuser) only; never served from a public URL."""
     _require(request, "audits.view_export")
     export = get_object_or_404(exports_visible_to(request.user), pk=export_id)
-    if export.status != JobStatus.DONE or not export.file:
+    # A file field without a name holds no file.
+    file_name = export.file.name
+    if export.status != JobStatus.DONE or not file_name:
         raise Http404("This export has no file (not finished, failed, or removed by the retention purge).")
     return FileResponse(
         export.file.open("rb"),
         as_attachment=True,
-        filename=Path(export.file.name).name,
+        filename=Path(file_name).name,
         content_type=EXPORT_CONTENT_TYPES[export.format],
     )
 
@@ -258,7 +266,7 @@ def bias_audit_new(request: HttpRequest) -> HttpResponse:
     """Ask for a bias audit of a model the user may audit; a Celery task runs it and its page shows the report."""
     _require(request, "audits.add_biasaudit")
     fields = ("model", "population", "version", "since", "until")
-    initial = {key: request.GET[key] for key in fields if request.GET.get(key)}
+    initial: dict[str, str | list[str]] = {key: request.GET[key] for key in fields if request.GET.get(key)}
     if request.GET.getlist("sensitive_attributes"):
         initial["sensitive_attributes"] = request.GET.getlist("sensitive_attributes")
     form = BiasAuditRequestForm(request.POST or None, initial=initial, models=ml_models_auditable_by(request.user))
@@ -332,7 +340,7 @@ def retraining_job_new(request: HttpRequest) -> HttpResponse:
     form = RetrainingRequestForm(request.POST or None, initial=initial, models=ml_models_retrainable_by(request.user))
     if request.method == "POST" and form.is_valid():
         try:
-            job = retraining_request(actor=request.user, **form.cleaned_data)
+            job = retraining_request(actor=authenticated_user(request), **form.cleaned_data)
         except ValidationError as exc:
             for name, errors in exc.message_dict.items():
                 form.add_error(name if name in form.fields else None, errors)

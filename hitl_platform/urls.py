@@ -34,6 +34,11 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api-v1"))),
     path("review/", include("reviews.urls")),
+    path("engineer/", include("hitl_platform.engineer_urls")),
 ]
 
-handler404 = "hitl_platform.views.not_found"
+# JSON for API paths, a page with a way back for people (hitl_platform.errors also covers DEBUG on).
+handler400 = "hitl_platform.errors.bad_request"
+handler403 = "hitl_platform.errors.permission_denied"
+handler404 = "hitl_platform.errors.page_not_found"
+handler500 = "hitl_platform.errors.server_error"

@@ -8,7 +8,10 @@ be deleted. Compliance officers hold only view permissions on models and version
 them.
 """
 
+from typing import TYPE_CHECKING
+
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect
@@ -17,6 +20,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
 
+from hitl_platform.admin_site import ReadableJsonMixin, timestamp_column
 from models_registry.choices import PromotionStatus
 from models_registry.forms import MLModelChangeForm, PromotionDecisionForm
 from models_registry.gates import promotion_gates_run
@@ -37,6 +41,9 @@ from models_registry.services import (
     promotion_request_decide,
     promotion_request_override_gate,
 )
+
+if TYPE_CHECKING:
+    from models_registry.selectors import ListedModel
 
 
 def _evidence_link(result: dict) -> str:
@@ -75,9 +82,10 @@ class RegistryHistoryAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(MLModel)
-class MLModelAdmin(RegistryHistoryAdmin):
+class MLModelAdmin(ReadableJsonMixin, RegistryHistoryAdmin):
     form = MLModelChangeForm
-    list_display = ("name", "task", "risk_tier", "owner", "team", "latest_version", "production_version", "updated_at")
+    list_display = ("name", "risk_tier", "owner_and_team", "versions", timestamp_column("updated_at", "changed"))
+    json_table_fields = ("labels", "feature_schema", "sensitive_attributes")
     list_filter = ("task", "risk_tier", "legal_hold")
     search_fields = ("name", "description", "owner__username")
     list_select_related = ("owner", "team")
@@ -104,17 +112,35 @@ class MLModelAdmin(RegistryHistoryAdmin):
         return fieldsets
 
     def get_readonly_fields(self, request, obj=None):
-        readonly = ["name", "owner", "legal_hold", "created_at", "updated_at"]
+        readonly = [
+            *super().get_readonly_fields(request, obj),
+            "name",
+            "owner",
+            "legal_hold",
+            "created_at",
+            "updated_at",
+        ]
         if obj is not None and obj.versions.exists():
             readonly.extend(sorted(FROZEN_ONCE_VERSIONED))
         return readonly
 
+    @admin.display(description="owner (team)", ordering="owner__username")
+    def owner_and_team(self, obj: MLModel) -> str:
+        return f"{obj.owner} ({obj.team})" if obj.team_id else str(obj.owner)
+
+    @admin.display(description="versions", ordering="latest_version")
+    def versions(self, obj: "ListedModel") -> str:
+        if obj.latest_version is None:
+            return "none yet"
+        production = f"v{obj.production_version} in production" if obj.production_version else "none in production"
+        return f"latest v{obj.latest_version}, {production}"
+
     @admin.display(description="latest version", ordering="latest_version")
-    def latest_version(self, obj: MLModel):
+    def latest_version(self, obj: "ListedModel"):
         return obj.latest_version
 
     @admin.display(description="in production", ordering="production_version")
-    def production_version(self, obj: MLModel):
+    def production_version(self, obj: "ListedModel"):
         return obj.production_version
 
     def has_add_permission(self, request):
@@ -148,8 +174,16 @@ class PromotionRequestInline(admin.TabularInline):
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(RegistryHistoryAdmin):
-    list_display = ("__str__", "stage", "has_model_file", "short_sha256", "created_by", "created_at")
+class ModelVersionAdmin(ReadableJsonMixin, RegistryHistoryAdmin):
+    list_display = (
+        "__str__",
+        "stage",
+        "has_model_file",
+        "short_sha256",
+        "created_by",
+        timestamp_column("created_at", "registered"),
+    )
+    json_table_fields = ("library_versions", "metrics")
     list_filter = ("stage", "model__risk_tier")
     search_fields = ("model__name", "artifact_sha256", "description")
     list_select_related = ("model", "created_by")
@@ -223,7 +257,15 @@ class ModelVersionAdmin(RegistryHistoryAdmin):
 
 @admin.register(PromotionRequest)
 class PromotionRequestAdmin(RegistryHistoryAdmin):
-    list_display = ("id", "version", "target_stage", "status", "requester", "model_owner", "decided_by", "created_at")
+    list_display = (
+        "id",
+        "version",
+        "target_stage",
+        "status",
+        "requester",
+        "decided_by",
+        timestamp_column("created_at", "requested"),
+    )
     list_display_links = ("id", "version")
     list_filter = ("status", "target_stage", "version__model__risk_tier")
     search_fields = ("version__model__name", "requester__username", "rationale")
@@ -290,7 +332,9 @@ class PromotionRequestAdmin(RegistryHistoryAdmin):
         form = PromotionDecisionForm(request.POST)
         gate = request.POST.get("gate", "")
         if not form.is_valid():
-            self.message_user(request, f"Not overridden: {' '.join(form.errors.get('reason', []))}", messages.ERROR)
+            self.message_user(
+                request, f"Not overridden: {' '.join(map(str, form.errors.get('reason', [])))}", messages.ERROR
+            )
         else:
             try:
                 promotion_request_override_gate(
@@ -319,7 +363,9 @@ class PromotionRequestAdmin(RegistryHistoryAdmin):
         if request.POST.get("decision") not in ("approve", "reject"):
             self.message_user(request, "Choose approve or reject.", messages.ERROR)
         elif not form.is_valid():
-            self.message_user(request, f"Not decided: {' '.join(form.errors.get('reason', []))}", messages.ERROR)
+            self.message_user(
+                request, f"Not decided: {' '.join(map(str, form.errors.get('reason', [])))}", messages.ERROR
+            )
         else:
             self._decide_one(request, promotion_request, approve=approve, reason=form.cleaned_data["reason"])
         return redirect("admin:models_registry_promotionrequest_change", promotion_request.pk)
@@ -395,7 +441,7 @@ class PromotionRequestAdmin(RegistryHistoryAdmin):
             "rows": rows,
             "form": form,
             "action": "approve_requests" if approve else "reject_requests",
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, self.decide_template, context)
 

@@ -13,6 +13,7 @@ from functools import cache
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.db import models
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
@@ -20,16 +21,20 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
 
+from hitl_platform import humanize
 from hitl_platform.admin_site import (
     EstimatedCountPaginator,
     GovernedAdminMixin,
     HistoryVersionsReadOnlyMixin,
+    ReadableJsonMixin,
+    percent_column,
     timestamp_column,
 )
 from models_registry.models import MLModel
+from reviews.choices import TaskStatus
 from reviews.models import (
     PERSONAL_DATA_FIELDS,
     Assignment,
@@ -79,7 +84,16 @@ def _case_url_prefix() -> str:
 
 
 def _case_link(prediction_id: int, text: str) -> str:
+    """A link to the case's trail, named as every page names it (``Prediction.case_name``)."""
     return format_html('<a href="{}{}/">{}</a>', _case_url_prefix(), prediction_id, text)
+
+
+def _with_adjudication_badge(text: str, is_adjudication: bool) -> str:
+    return format_html('{} <span class="hitl-badge">adjudication</span>', text) if is_adjudication else text
+
+
+# A case named in another record's list needs only its external id: its large and personal fields stay behind.
+_CASE_DEFER = ("route_reasons", *PERSONAL_DATA_FIELDS)
 
 
 class CaseSearchMixin:
@@ -111,13 +125,12 @@ class RoutingPolicyAdmin(HistoryVersionsReadOnlyMixin, SimpleHistoryAdmin):
 
     list_display = (
         "model",
-        "auto_decide_threshold",
-        "qa_sample_rate",
+        percent_column("auto_decide_threshold", "decides alone from"),
+        percent_column("qa_sample_rate", "QA sample"),
         "reviews_required",
-        "consensus_rule",
         "sla_hours",
         "stop_switch",
-        timestamp_column("updated_at"),
+        timestamp_column("updated_at", "changed"),
     )
     list_select_related = ("model",)
     list_filter = ("stop_switch_on", "consensus_rule")
@@ -126,20 +139,21 @@ class RoutingPolicyAdmin(HistoryVersionsReadOnlyMixin, SimpleHistoryAdmin):
     history_list_display = ("auto_decide_threshold", "qa_sample_rate", "stop_switch_on")
     change_form_template = "admin/reviews/routingpolicy/change_form.html"
     show_full_result_count = False
-    paginator = EstimatedCountPaginator
+    paginator: type[Paginator] = EstimatedCountPaginator
 
     def get_form(self, request, obj=None, change=False, **kwargs):
-        from reviews.services.policies import EDITABLE_FIELDS
+        from reviews.policy_forms import RoutingPolicyForm
 
-        kwargs["form"] = routing_policy_form(EDITABLE_FIELDS)
+        kwargs["form"] = RoutingPolicyForm
         return super().get_form(request, obj, change, **kwargs)
 
     def get_fieldsets(self, request, obj=None):
-        from reviews.services.policies import EDITABLE_FIELDS
+        from reviews.policy_forms import SETTING_FIELDS
 
+        # Rules and label thresholds are rows (the form's formsets), drawn by the change form's template.
         return [
             (None, {"fields": ["model", "stop_switch", "stop_switch_changed_at", "stop_switch_changed_by"]}),
-            ("Routing", {"fields": list(EDITABLE_FIELDS)}),
+            ("Routing", {"fields": SETTING_FIELDS}),
             ("Why", {"fields": ["reason"]}),
         ]
 
@@ -214,73 +228,58 @@ class StopSwitchForm(forms.Form):
     )
 
 
-def routing_policy_form(editable_fields: dict) -> type[forms.ModelForm]:
-    """A policy form whose values are checked by the service's own validators, plus a required reason."""
-
-    class RoutingPolicyForm(forms.ModelForm):
-        editable_names = tuple(editable_fields)
-        reason = forms.CharField(
-            widget=forms.Textarea(attrs={"rows": 3}),
-            max_length=2000,
-            help_text="Why this change: recorded with the policy's history and in the ledger.",
-        )
-
-        class Meta:
-            model = RoutingPolicy
-            fields = list(editable_fields)
-
-        def clean(self):
-            data = super().clean()
-            for name in self.changed_data:
-                if name in editable_fields and name in data:
-                    try:
-                        data[name] = editable_fields[name](data[name], self.instance.model)
-                    except ValidationError as exc:
-                        self.add_error(name, exc)
-            return data
-
-        def _post_clean(self) -> None:
-            # The service writes the policy: the instance stays as stored (what the service locks and diffs),
-            # so the ModelForm's copying of values onto it and its model validation are skipped.
-            pass
-
-    return RoutingPolicyForm
-
-
 @admin.register(Prediction)
-class PredictionAdmin(CaseSearchMixin, ReadOnlyHistoryAdmin):
+class PredictionAdmin(CaseSearchMixin, ReadableJsonMixin, ReadOnlyHistoryAdmin):
     """Cases. The input features are shown to console users; sensitive attributes never are (names only)."""
 
     list_display = (
-        "id",
         "case",
-        "model",
-        "version_number",
+        "model_version",
         "predicted_label",
-        "confidence",
-        "route",
-        "is_qa_sample",
-        "outcome_label",
-        timestamp_column("created_at"),
+        "confidence_shown",
+        "route_shown",
+        timestamp_column("created_at", "arrived"),
     )
     list_select_related = ("model", "version")
     list_filter = ("route", "is_qa_sample", "is_gold", "model", RecentFilter)
-    changelist_defer = tuple(PERSONAL_DATA_FIELDS)
-    exclude = ("sensitive_attributes",)
-    readonly_fields = ("case", "sensitive_attribute_names")
+    changelist_defer = _CASE_DEFER
+    exclude = ("sensitive_attributes", "route_reasons", "confidence")
+    json_table_fields = ("features", "scores", "explanation")
+    readonly_fields = ("case_trail", "confidence_shown", "route_reasons_list", "sensitive_attribute_names")
     history_list_display = ("route", "outcome_label")
     ordering = ("-id",)
 
     def case_match(self, term: str) -> Q:
         return _external_id_match(term)
 
-    @admin.display(description="case")
+    @admin.display(description="case", ordering="id")
     def case(self, prediction: Prediction) -> str:
-        return _case_link(prediction.pk, prediction.external_id)
+        return prediction.case_name
 
-    @admin.display(description="version", ordering="version__number")
-    def version_number(self, prediction: Prediction) -> str:
-        return f"v{prediction.version.number}"
+    @admin.display(description="case trail")
+    def case_trail(self, prediction: Prediction) -> str:
+        return _case_link(prediction.pk, prediction.case_name)
+
+    @admin.display(description="model", ordering="model__name")
+    def model_version(self, prediction: Prediction) -> str:
+        return f"{prediction.model.name} v{prediction.version.number}"
+
+    @admin.display(description="confidence", ordering="confidence")
+    def confidence_shown(self, prediction: Prediction) -> str:
+        return humanize.percent(prediction.confidence)
+
+    @admin.display(description="route", ordering="route")
+    def route_shown(self, prediction: Prediction) -> str:
+        badges = [text for flag, text in ((prediction.is_qa_sample, "QA sample"), (prediction.is_gold, "gold")) if flag]
+        return format_html(
+            "{}{}",
+            prediction.get_route_display(),
+            format_html_join("", ' <span class="hitl-badge">{}</span>', ((badge,) for badge in badges)),
+        )
+
+    @admin.display(description="route reasons")
+    def route_reasons_list(self, prediction: Prediction) -> str:
+        return humanize.json_table(prediction.route_reasons, empty="no rule fired")
 
     @admin.display(description="sensitive attributes")
     def sensitive_attribute_names(self, prediction: Prediction) -> str:
@@ -291,24 +290,21 @@ class PredictionAdmin(CaseSearchMixin, ReadOnlyHistoryAdmin):
 @admin.register(ReviewTask)
 class ReviewTaskAdmin(ReadOnlyHistoryAdmin):
     list_display = (
-        "id",
+        "task",
         "case",
         "model",
-        "status",
-        "reviews_required",
-        "slots_taken",
-        "needs_adjudication",
-        "priority",
-        timestamp_column("due_at"),
-        "sla_breached",
-        timestamp_column("decided_at"),
+        "status_shown",
+        "reviews",
+        "due",
     )
-    list_select_related = ("model",)
+    list_select_related = ("model", "prediction")
     list_filter = ("status", "sla_breached", "needs_adjudication", "model")
+    changelist_defer = tuple(f"prediction__{name}" for name in _CASE_DEFER)
     search_fields = ("id",)
     search_help_text = "A task number or a case (prediction) number."
     history_list_display = ("status", "slots_taken")
     raw_id_fields = ("prediction",)
+    readonly_fields = ("case",)
     ordering = ("-id",)
 
     def get_search_results(self, request, queryset, search_term):
@@ -319,51 +315,104 @@ class ReviewTaskAdmin(ReadOnlyHistoryAdmin):
             return queryset.none(), False
         return queryset.filter(Q(pk=int(term)) | Q(prediction_id=int(term))), False
 
-    @admin.display(description="case")
+    @admin.display(description="task", ordering="id")
+    def task(self, task: ReviewTask) -> str:
+        return f"Task {task.pk}"
+
+    @admin.display(description="case", ordering="prediction_id")
     def case(self, task: ReviewTask) -> str:
-        return _case_link(task.prediction_id, f"case {task.prediction_id}")
+        return _case_link(task.prediction_id, task.prediction.case_name)
+
+    @admin.display(description="status", ordering="status")
+    def status_shown(self, task: ReviewTask) -> str:
+        if task.needs_adjudication and task.status != TaskStatus.DECIDED:
+            return format_html('{} <span class="hitl-badge">needs adjudication</span>', task.get_status_display())
+        return task.get_status_display()
+
+    @admin.display(description="reviews")
+    def reviews(self, task: ReviewTask) -> str:
+        return f"{task.slots_taken} of {task.reviews_required} taken"
+
+    @admin.display(description="due", ordering="due_at")
+    def due(self, task: ReviewTask) -> str:
+        if task.decided_at:
+            return format_html("decided {}", humanize.when_html(task.decided_at))
+        if task.sla_breached:
+            return format_html('{} <strong class="hitl-stop">SLA breached</strong>', humanize.when_html(task.due_at))
+        return humanize.when_html(task.due_at)
 
 
 @admin.register(Assignment)
 class AssignmentAdmin(ReadOnlyHistoryAdmin):
     list_display = (
-        "id",
-        "task_id",
+        "assignment",
+        "case",
         "reviewer",
-        "status",
-        "is_adjudication",
-        timestamp_column("claimed_at"),
-        timestamp_column("lease_expires_at"),
-        timestamp_column("finished_at"),
+        "status_shown",
+        timestamp_column("claimed_at", "claimed"),
+        timestamp_column("finished_at", "finished"),
     )
-    list_select_related = ("reviewer",)
+    list_select_related = ("reviewer", "task__prediction")
+    changelist_defer = tuple(f"task__prediction__{name}" for name in _CASE_DEFER)
     list_filter = ("status", "is_adjudication")
     search_fields = ("reviewer__username__exact",)
     search_help_text = "A reviewer's exact username."
     history_list_display = ("status", "release_reason")
     raw_id_fields = ("task", "reviewer")
+    readonly_fields = ("case",)
     ordering = ("-id",)
+
+    @admin.display(description="assignment", ordering="id")
+    def assignment(self, assignment: Assignment) -> str:
+        return f"Assignment {assignment.pk}"
+
+    @admin.display(description="case", ordering="task__prediction_id")
+    def case(self, assignment: Assignment) -> str:
+        prediction = assignment.task.prediction
+        return _case_link(prediction.pk, prediction.case_name)
+
+    @admin.display(description="status", ordering="status")
+    def status_shown(self, assignment: Assignment) -> str:
+        return _with_adjudication_badge(assignment.get_status_display(), assignment.is_adjudication)
 
 
 @admin.register(Review)
 class ReviewAdmin(ReadOnlyHistoryAdmin):
     list_display = (
-        "id",
-        "task_id",
+        "review",
+        "case",
         "reviewer",
-        "label",
-        "is_adjudication",
-        "time_spent_seconds",
-        "corrects_id",
-        timestamp_column("created_at"),
+        "label_shown",
+        "time_spent",
+        timestamp_column("created_at", "submitted"),
     )
-    list_select_related = ("reviewer",)
+    list_select_related = ("reviewer", "task__prediction")
+    changelist_defer = tuple(f"task__prediction__{name}" for name in _CASE_DEFER)
     list_filter = ("is_adjudication", RecentFilter)
     search_fields = ("reviewer__username__exact",)
     search_help_text = "A reviewer's exact username."
     history_list_display = ("label",)
     raw_id_fields = ("task", "assignment", "reviewer", "corrects")
+    readonly_fields = ("case",)
     ordering = ("-id",)
+
+    @admin.display(description="review", ordering="id")
+    def review(self, review: Review) -> str:
+        return f"Review {review.pk}"
+
+    @admin.display(description="case", ordering="task__prediction_id")
+    def case(self, review: Review) -> str:
+        prediction = review.task.prediction
+        return _case_link(prediction.pk, prediction.case_name)
+
+    @admin.display(description="label", ordering="label")
+    def label_shown(self, review: Review) -> str:
+        text = f"{review.label} (corrects review {review.corrects_id})" if review.corrects_id else review.label
+        return _with_adjudication_badge(text, review.is_adjudication)
+
+    @admin.display(description="time spent", ordering="time_spent_seconds")
+    def time_spent(self, review: Review) -> str:
+        return humanize.duration(review.time_spent_seconds)
 
 
 @admin.register(Decision)
@@ -371,51 +420,66 @@ class DecisionAdmin(CaseSearchMixin, ReadOnlyHistoryAdmin):
     """Final decisions. Never edited here: an adjudicator reverses one on appeal from its case page."""
 
     list_display = (
-        "id",
+        "decision",
         "case",
         "model",
-        "model_label",
-        "final_label",
-        "source",
-        "agreement",
-        timestamp_column("decided_at"),
+        "labels",
         "who_decided",
+        timestamp_column("decided_at", "decided"),
     )
     list_select_related = ("model", "prediction", "decided_by")
     list_filter = ("source", "model", DecidedRecentlyFilter)
-    changelist_defer = tuple(f"prediction__{name}" for name in PERSONAL_DATA_FIELDS)
+    changelist_defer = tuple(f"prediction__{name}" for name in _CASE_DEFER)
     history_list_display = ("final_label", "source", "decided_by")
     raw_id_fields = ("prediction",)
-    readonly_fields = ("case", "who_decided")
+    exclude = ("reviewers",)
+    readonly_fields = ("case", "model_label", "agreement_shown", "who_decided")
     ordering = ("-id",)
 
     def case_match(self, term: str) -> Q:
         return Q(prediction_id__in=Prediction.objects.filter(_external_id_match(term)).values("id"))
 
+    @admin.display(description="decision", ordering="id")
+    def decision(self, decision: Decision) -> str:
+        return f"Decision {decision.pk}"
+
     @admin.display(description="decided by")
     def who_decided(self, decision: Decision) -> str:
         reviewers = ", ".join(reviewer["username"] for reviewer in decision.reviewers)
-        if decision.decided_by_id:
+        if decision.decided_by:
             by = decision.decided_by.get_username()
             return f"{by} (adjudicator), after {reviewers}" if reviewers else by
         if reviewers:
             return f"{reviewers} (consensus)"
         return "the model (automatic)" if decision.source == "auto" else "-"
 
-    @admin.display(description="case")
+    @admin.display(description="case", ordering="prediction_id")
     def case(self, decision: Decision) -> str:
-        return _case_link(decision.prediction_id, decision.prediction.external_id)
+        return _case_link(decision.prediction_id, decision.prediction.case_name)
+
+    @admin.display(description="final label (model's)", ordering="final_label")
+    def labels(self, decision: Decision) -> str:
+        model_label = decision.prediction.predicted_label
+        if model_label == decision.final_label:
+            return format_html('{} <span class="quiet">(same)</span>', decision.final_label)
+        return format_html(
+            '<strong>{}</strong> <span class="quiet">(model: {})</span>', decision.final_label, model_label
+        )
 
     @admin.display(description="model's label")
     def model_label(self, decision: Decision) -> str:
         return decision.prediction.predicted_label
+
+    @admin.display(description="agreement")
+    def agreement_shown(self, decision: Decision) -> str:
+        return humanize.percent(decision.agreement)
 
 
 @admin.register(Webhook)
 class WebhookAdmin(ReadOnlyHistoryAdmin):
     """Receivers are managed by their owners through the API; the console shows them and their history."""
 
-    list_display = ("id", "url", "owner", "model", "events", "is_active", timestamp_column("created_at"))
+    list_display = ("id", "url", "owner", "model", "events_shown", "is_active")
     # Django 6's default, now: a receiver typed without a scheme is https.
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_select_related = ("owner", "model")
@@ -423,28 +487,29 @@ class WebhookAdmin(ReadOnlyHistoryAdmin):
     exclude = ("secret",)
     history_list_display = ("is_active", "url")
 
+    @admin.display(description="events")
+    def events_shown(self, webhook: Webhook) -> str:
+        return ", ".join(webhook.events)
+
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(GovernedAdminMixin, admin.ModelAdmin):
+class WebhookDeliveryAdmin(ReadableJsonMixin, GovernedAdminMixin, admin.ModelAdmin):
     """The outbox: every delivery with its attempts and the receiver's last answer."""
 
     list_display = (
         "id",
         "event",
         "webhook_url",
-        "status",
-        "attempts",
-        "last_status_code",
-        "last_error_short",
-        timestamp_column("next_attempt_at"),
-        timestamp_column("delivered_at"),
-        timestamp_column("created_at"),
+        "status_shown",
+        "last_answer",
+        timestamp_column("created_at", "queued"),
     )
     list_select_related = ("webhook",)
     list_filter = ("status", RecentFilter)
     search_fields = ("delivery_id__exact",)
     search_help_text = "A delivery id (UUID, exact)."
     changelist_defer = ("payload",)
+    json_table_fields = ("payload",)
     ordering = ("-id",)
 
     def get_search_results(self, request, queryset, search_term):
@@ -460,6 +525,12 @@ class WebhookDeliveryAdmin(GovernedAdminMixin, admin.ModelAdmin):
     def webhook_url(self, delivery: WebhookDelivery) -> str:
         return delivery.webhook.url
 
-    @admin.display(description="last error")
-    def last_error_short(self, delivery: WebhookDelivery) -> str:
-        return delivery.last_error[:80]
+    @admin.display(description="status", ordering="status")
+    def status_shown(self, delivery: WebhookDelivery) -> str:
+        attempts = delivery.attempts
+        return f"{delivery.get_status_display()}, {attempts} attempt{'' if attempts == 1 else 's'}"
+
+    @admin.display(description="receiver's last answer")
+    def last_answer(self, delivery: WebhookDelivery) -> str:
+        code = f"HTTP {delivery.last_status_code}" if delivery.last_status_code else ""
+        return " ".join(part for part in (code, delivery.last_error[:80]) if part) or humanize.MISSING

@@ -179,9 +179,9 @@ def dashboard_figures(*, period_days: int, today: date | None = None) -> Dashboa
         totals.add(model_figures)
     trend = []
     for offset in range(period_days):
-        day = first_day + timedelta(days=offset)
-        volume, auto_decided, human_decided = per_day.get(day, (0, 0, 0))
-        trend.append(DayFigures(day=day, volume=volume, auto_decided=auto_decided, human_decided=human_decided))
+        on = first_day + timedelta(days=offset)
+        volume, auto_decided, human_decided = per_day.get(on, (0, 0, 0))
+        trend.append(DayFigures(day=on, volume=volume, auto_decided=auto_decided, human_decided=human_decided))
     return Dashboard(
         period_days=period_days,
         first_day=first_day,

@@ -39,6 +39,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: whatever answers an API path with an HTML error page, the client gets the API's JSON.
+    "hitl_platform.errors.ApiJsonErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -96,11 +98,14 @@ AUTH_PASSWORD_VALIDATORS = [
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
+# One date-time format on every page, the admin's own fields included ("2026-03-14 09:26"; hitl_platform.humanize).
+FORMAT_MODULE_PATH = ["hitl_platform.formats"]
 USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+# None in local and test settings, which serve static files from the apps.
+STATIC_ROOT: Path | None = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
@@ -165,6 +170,8 @@ REST_KNOX = {
     "AUTO_REFRESH": False,
     "TOKEN_LIMIT_PER_USER": None,
 }
+# knox's token model is swappable: a model pointing at it (hitl_platform.ApiTokenDetails) needs the setting named.
+KNOX_TOKEN_MODEL = "knox.AuthToken"
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "hitl_platform API",
@@ -186,7 +193,70 @@ SPECTACULAR_SETTINGS = {
         "AuditStatusEnum": "audits.choices.AuditStatus",
         "AuditTriggerEnum": "audits.choices.AuditTrigger",
         "RetrainingTriggerEnum": "audits.choices.RetrainingTrigger",
+        "ReviewTaskStatusEnum": "reviews.choices.TaskStatus",
     },
+    # Bodies are documented as JSON, the way to send them; the version upload declares its multipart form itself.
+    "PARSER_WHITELIST": ["hitl_platform.api.parsers.JSONParser"],
+    # One tag per area, in the order an ML engineer meets them; every operation has exactly one.
+    "TAGS": [
+        {
+            "name": "Auth",
+            "description": "Exchange a username and password for an API token, and revoke it. Send the token on "
+            "every other call as `Authorization: Token <token>` or `Authorization: Bearer <token>`.",
+        },
+        {
+            "name": "Models",
+            "description": "Register a model (labels, feature schema, sensitive attributes, risk tier, model card), "
+            "list the models you may read and change your own.",
+        },
+        {
+            "name": "Versions",
+            "description": "Register a model's versions, each with its skops file and/or evaluation metrics, and read "
+            "their stage, file hash, library versions and lineage.",
+        },
+        {
+            "name": "Promotions",
+            "description": "Ask for a version to move to staging or production. Someone other than the requester "
+            "decides (four-eyes), in the console; the promotion gates run when it is approved.",
+        },
+        {
+            "name": "Predictions",
+            "description": "Submit predictions (cases) to be routed: decided automatically or sent to human review. "
+            "Read them back and report their real-world outcomes.",
+        },
+        {
+            "name": "Decisions",
+            "description": "The feed of final decisions, oldest first by id, for the systems that act on them.",
+        },
+        {
+            "name": "Webhooks",
+            "description": "Receive final decisions as they are made: HMAC-SHA256-signed POSTs to your URL.",
+        },
+        {
+            "name": "Routing",
+            "description": "The auto-decide threshold a model's reviewed cases support, with its automation rate and "
+            "review load. Read only: a person applies it in the console.",
+        },
+        {
+            "name": "Audits",
+            "description": "Bias audits of a model's decisions: queued, run in the background, and polled until they "
+            "give a verdict and per-group figures.",
+        },
+        {
+            "name": "Retraining",
+            "description": "Retrain a model on its human-verified cases: a background job that registers a candidate "
+            "version and requests its promotion.",
+        },
+        {
+            "name": "Exports",
+            "description": "Export one case's whole trail or a model's decisions over a period (CSV or JSON), "
+            "written in the background and downloaded by their requester.",
+        },
+        {
+            "name": "Training data",
+            "description": "Stream a model's human-decided cases with their training labels, as CSV or JSON Lines.",
+        },
+    ],
 }
 
 # The decision ledger. LEDGER_ANCHOR_KEY seals every event (HMAC-SHA256 of its hash) and signs the head anchors:

@@ -244,3 +244,17 @@ def test_the_audit_trend_keeps_only_each_model_s_last_audits_of_its_latest_popul
     assert standing.latest == model_audits[-1]
     assert standing.trend == model_audits[3:]
     assert standing.parity_ratio_min == 0.8
+
+
+def test_a_case_that_just_arrived_is_counted_once_todays_rollup_is_a_minute_old(
+    client, compliance_officer, credit_cases
+):
+    client.force_login(compliance_officer)
+    before = client.get(reverse("admin:index")).context["dashboard"].totals.volume
+    DashboardDay.objects.update(refreshed_at=timezone.now() - timedelta(minutes=2))
+    PredictionFactory(version=credit_cases.versions.get())
+
+    response = client.get(reverse("admin:index"))
+
+    assert response.context["dashboard"].totals.volume == before + 1
+    assert timezone.now() - response.context["dashboard"].refreshed_at < timedelta(minutes=1)

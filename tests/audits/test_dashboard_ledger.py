@@ -4,7 +4,6 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.template.defaultfilters import date as date_filter
 from django.urls import reverse
 from django.utils import timezone
 
@@ -12,6 +11,7 @@ from audits.choices import LedgerCheckOrigin
 from audits.models import DecisionEvent, LedgerCheck
 from audits.selectors.ledger import ledger_standing
 from audits.services.ledger_checks import ledger_check_run
+from hitl_platform import humanize
 from reviews.models import Decision
 from tests.audits.conftest import ledger_tampering
 
@@ -32,8 +32,8 @@ def _headline(client, user) -> tuple[str, str]:
     return found["css"], " ".join(found["body"].split())
 
 
-def _shown(when) -> str:
-    return date_filter(timezone.localtime(when), "j M Y H:i")
+def _shown(moment) -> str:
+    return humanize.when(moment)
 
 
 def test_a_ledger_never_verified_says_so_in_red(client, compliance_officer, reviewed_case):

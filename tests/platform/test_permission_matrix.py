@@ -255,6 +255,7 @@ MATRIX: dict[str, Expect] = {
     # The reviewer pages: reviewers and adjudicators only; somebody else's assignment or review is a 404.
     "review/": Expect(row("302 302 403 403 200 200 403 200")),
     "review/next/": Expect(row("302 302 403 403 302 302 403 302"), post=row("302 302 403 403 302 302 403 302")),
+    "review/mine/": Expect(row("302 302 403 403 200 200 403 200")),
     "review/assignments/<int:pk>/": Expect(row("302 302 403 403 200 404 403 404")),
     "review/assignments/<int:pk>/skip/": Expect(
         row("302 302 403 403 302 302 403 302"), post=row("302 302 403 403 302 404 403 404")
@@ -264,6 +265,12 @@ MATRIX: dict[str, Expect] = {
     "review/adjudication/<int:task_pk>/": Expect(row("302 302 403 403 403 200 403 200")),
     "review/appeals/": Expect(row("302 302 403 403 403 200 403 200")),
     "review/appeals/<int:decision_id>/": Expect(row("302 302 403 403 403 200 403 200")),
+    # The ML engineers' pages: ML engineers and administrators; a token is its holder's alone (404 for others).
+    "engineer/": Expect(row("302 302 200 200 403 403 403 200")),
+    "engineer/tokens/": Expect(row("302 302 200 200 403 403 403 200"), post=row("302 302 200 200 403 403 403 200")),
+    "engineer/tokens/<slug:digest>/revoke/": Expect(
+        row("302 302 200 404 403 403 403 404"), post=row("302 302 302 404 403 403 403 404")
+    ),
 }
 
 
@@ -417,6 +424,7 @@ def fill(route: str, objects: dict, ids: dict) -> str:
         "<int:model_id>": ids["model_id"],
         "<int:policy_id>": ids["policy_id"],
         "<slug:name>": ids["name"],
+        "<slug:digest>": objects["knox/authtoken"].digest,
         "<int:number>": ids["number"],
         "<int:request_id>": ids["request_id"],
         "<int:task_pk>": ids["task_pk"],
