@@ -34,6 +34,7 @@ test: $(INSTALLED)
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy hitl_platform models_registry reviews audits
 
 bench: $(INSTALLED)
 	$(BIN)/python bench/run_all.py

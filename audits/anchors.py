@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol, TypedDict
 from urllib.parse import unquote, urlparse
 
 from django.conf import settings
@@ -33,6 +33,13 @@ class AnchorFormatError(ValueError):
     """A line of the sink that is not an anchor (edited, or cut short by a crash while it was written)."""
 
 
+class _SignedFields(TypedDict):
+    event_count: int
+    last_event_id: int | None
+    head_hash: str
+    anchored_at: str
+
+
 @dataclass(frozen=True)
 class Anchor:
     """One signed head in the sink; ``number`` is its line (1-based), or 0 when read alone from the end."""
@@ -44,7 +51,7 @@ class Anchor:
     signature: str
     number: int = 0
 
-    def _unsigned(self) -> dict[str, Any]:
+    def _unsigned(self) -> _SignedFields:
         return {
             "event_count": self.event_count,
             "last_event_id": self.last_event_id,
@@ -73,7 +80,7 @@ class Anchor:
 
 def anchor_make(*, head: LedgerHead, at: datetime) -> Anchor:
     """A signed anchor of ``head``, stamped ``at``."""
-    unsigned = {
+    unsigned: _SignedFields = {
         "event_count": head.event_count,
         "last_event_id": head.last_event_id,
         "head_hash": head.head_hash,
@@ -89,7 +96,7 @@ def anchor_parse(line: str, *, number: int = 0) -> Anchor:
         document = json.loads(line)
     except ValueError as exc:
         raise AnchorFormatError(f"{where} of the anchor sink is not JSON: {exc}") from exc
-    fields = {
+    fields: dict[str, type | tuple[type, ...]] = {
         "event_count": int,
         "last_event_id": (int, type(None)),
         "head_hash": str,

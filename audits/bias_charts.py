@@ -107,7 +107,7 @@ def group_bars_svg(
         parts.append(
             f'<text class="axis group-label" x="{_LEFT - 8}" y="{y + 16}" text-anchor="end">{escape(bar.label)}</text>'
         )
-        end = _LEFT
+        end: float = _LEFT
         if bar.value is not None:
             w = max(plot_w * min(max(bar.value, 0.0), 1.0), 1.0)
             paint = f' fill="url(#{escape(chart_id)}-hatch)"' if bar.state == TOO_SMALL else ""

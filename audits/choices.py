@@ -11,8 +11,11 @@ class ExportFormat(models.TextChoices):
     JSON = "json", "JSON"
 
 
-# What an export's file is, as its download says (Content-Type).
-EXPORT_CONTENT_TYPES = {ExportFormat.CSV: "text/csv; charset=utf-8", ExportFormat.JSON: "application/json"}
+# What an export's file is, as its download says (Content-Type), by the format the export stores.
+EXPORT_CONTENT_TYPES: dict[str, str] = {
+    ExportFormat.CSV: "text/csv; charset=utf-8",
+    ExportFormat.JSON: "application/json",
+}
 
 
 class JobStatus(models.TextChoices):

@@ -79,7 +79,7 @@ def decision_record(decision: Decision, events: list[DecisionEvent]) -> dict[str
         "source": decision.source,
         "agreement": decision.agreement,
         "decided_at": _iso(decision.decided_at),
-        "decided_by": decision.decided_by.get_username() if decision.decided_by_id else "",
+        "decided_by": decision.decided_by.get_username() if decision.decided_by is not None else "",
         "outcome_label": prediction.outcome_label,
         "input_sha256": prediction.input_sha256,
         "ledger_events": _ledger_refs(events),
@@ -96,7 +96,9 @@ def _csv_value(name: str, value: Any) -> Any:
 
 def write_decisions_export(sink: TextSink, *, export: Export, report: Callable[[int], None]) -> int:
     """Write all decisions of the export's model and period; return how many rows were written."""
-    decisions = decisions_for_export(model_id=export.model_id, start=export.period_start, end=export.period_end)
+    model_id, start, end = export.model_id, export.period_start, export.period_end
+    assert model_id is not None and start is not None and end is not None, "a decisions export names them (a check)"
+    decisions = decisions_for_export(model_id=model_id, start=start, end=end)
     total = decisions.count()
     head_id, head_hash = ledger_head_now()
     written = 0
@@ -104,6 +106,7 @@ def write_decisions_export(sink: TextSink, *, export: Export, report: Callable[[
         writer = csv_writer(sink)
         writer.writerow(DECISION_COLUMNS)
     else:
+        assert export.model is not None, "its model_id is set (above)"
         header = {
             "export_id": export.pk,
             "kind": export.kind,
@@ -201,7 +204,7 @@ def case_document(trail: CaseTrail) -> dict[str, Any]:
             "source": decision.source,
             "agreement": decision.agreement,
             "decided_at": _iso(decision.decided_at),
-            "decided_by": decision.decided_by.get_username() if decision.decided_by_id else "",
+            "decided_by": decision.decided_by.get_username() if decision.decided_by is not None else "",
         },
         "webhook_deliveries": [
             {
@@ -287,7 +290,9 @@ def _case_timeline(document: dict[str, Any]) -> list[list[Any]]:
 
 def write_case_export(sink: TextSink, *, export: Export) -> int:
     """Write one case's trail; return the number of timeline rows (CSV) or ledger events (JSON)."""
+    assert export.prediction_id is not None, "a case export names its case (a check constraint)"
     trail = case_trail(prediction_id=export.prediction_id)
+    assert trail is not None, "the export protects its prediction from deletion"
     document = case_document(trail)
     if export.format == ExportFormat.JSON:
         head_id, head_hash = ledger_head_now()

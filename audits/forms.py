@@ -91,7 +91,9 @@ class BiasAuditRequestForm(forms.Form):
 
     def __init__(self, *args, models, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["model"].queryset = models
+        model_field = self.fields["model"]
+        assert isinstance(model_field, forms.ModelChoiceField)
+        model_field.queryset = models
         chosen = self._chosen_model(models)
         if chosen is not None:
             choices = [(name, name) for name in chosen.sensitive_attributes or []]
@@ -101,7 +103,9 @@ class BiasAuditRequestForm(forms.Form):
                 for name in model.sensitive_attributes or []:
                     declared.setdefault(name, []).append(model.name)
             choices = [(name, f"{name} ({', '.join(owners)})") for name, owners in sorted(declared.items())]
-        self.fields["sensitive_attributes"].choices = choices
+        attributes_field = self.fields["sensitive_attributes"]
+        assert isinstance(attributes_field, forms.MultipleChoiceField)
+        attributes_field.choices = choices
 
     def _chosen_model(self, models) -> MLModel | None:
         raw = self.data.get("model") if self.is_bound else self.initial.get("model")
@@ -159,4 +163,6 @@ class RetrainingRequestForm(forms.Form):
 
     def __init__(self, *args, models, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["model"].queryset = models
+        model_field = self.fields["model"]
+        assert isinstance(model_field, forms.ModelChoiceField)
+        model_field.queryset = models

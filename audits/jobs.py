@@ -4,20 +4,24 @@ died. Each job model has ``status`` (audits.choices.AuditStatus), ``progress``, 
 ``error``, ``started_at``, ``finished_at`` and a history; status changes are historised, progress ticks are not.
 """
 
-from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from celery import Task
+from django.contrib.auth.models import User
 from django.db import models, transaction
 from django.utils import timezone
 
 from audits.choices import AuditStatus
+from audits.models import BiasAudit, RetrainingJob
 from hitl_platform.history import historise
 from hitl_platform.queueing import task_send_on_commit
 
+# The job models: no common base class, the same job fields (see the module docstring).
+Job = TypeVar("Job", BiasAudit, RetrainingJob)
 
-def job_set_status(job: models.Model, status: str, *, actor, reason: str, **fields: Any) -> None:
+
+def job_set_status(job: Job, status: str, *, actor: User | None, reason: str, **fields: Any) -> None:
     """Change a job's status (and any other fields) with a history row saying who and why."""
     job.status = status
     for name, value in fields.items():
@@ -26,12 +30,12 @@ def job_set_status(job: models.Model, status: str, *, actor, reason: str, **fiel
     job.save(update_fields=["status", *fields])
 
 
-def job_beat(job: models.Model, progress: int) -> None:
+def job_beat(job: Job, progress: int) -> None:
     # Progress and heartbeat are not governance events: a plain UPDATE, no history row per tick.
     type(job).objects.filter(pk=job.pk).update(progress=progress, heartbeat_at=timezone.now())
 
 
-def job_send(job: models.Model, task: Task) -> None:
+def job_send(job: Job, task: Task) -> None:
     """Queue ``task(job.pk)`` after commit; if the broker refuses it, the job fails at once with the reason, to be
     retried, and ``job`` is refreshed so the caller can answer with its state."""
 
@@ -52,7 +56,7 @@ def job_send(job: models.Model, task: Task) -> None:
     task_send_on_commit(task, job.pk, on_unreachable=not_started)
 
 
-def job_claim(jobs: models.QuerySet, job_id: int, *, reason: str) -> models.Model | None:
+def job_claim(jobs: models.QuerySet[Job], job_id: int, *, reason: str) -> Job | None:
     """Move a queued job of ``jobs`` to RUNNING for this worker; None if another worker has it or it is no longer
     queued."""
     with transaction.atomic():
@@ -77,7 +81,7 @@ def job_claim(jobs: models.QuerySet, job_id: int, *, reason: str) -> models.Mode
 
 
 def jobs_requeue_stale(
-    model: type[models.Model],
+    model: type[Job],
     *,
     task: Task,
     stale_after: timedelta,
@@ -90,7 +94,7 @@ def jobs_requeue_stale(
     now = now or timezone.now()
     requeued = []
     with transaction.atomic():
-        stale: Iterable = model.objects.select_for_update(skip_locked=True).filter(
+        stale = model.objects.select_for_update(skip_locked=True).filter(
             status=AuditStatus.RUNNING, heartbeat_at__lt=now - stale_after
         )
         for job in stale:

@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -30,6 +30,9 @@ from django.utils.crypto import constant_time_compare
 
 from audits.models import DecisionEvent
 from hitl_platform.db import copy_rows, reserve_ids
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 GENESIS_HASH = "0" * 64
 # An arbitrary constant naming "the ledger head" among PostgreSQL advisory locks.
@@ -185,11 +188,11 @@ def ledger_append_many(entries: Sequence[LedgerEntry], *, returning: bool = True
         if connection.vendor == "postgresql" and len(rows) > 1:
             # COPY, with ids reserved first so that they ascend in chain order, as verification walks it.
             ids = reserve_ids(DecisionEvent, len(rows))
-            rows = [(event_id, *row) for event_id, row in zip(ids, rows, strict=True)]
-            copy_rows(DecisionEvent._meta.db_table, _EVENT_COLUMNS, rows)
-            return [_saved_event(row) for row in rows] if returning else []
-        rows = [(None, *row) for row in rows]
-        events = DecisionEvent.objects.bulk_create([_event(row) for row in rows], batch_size=2000)
+            numbered = [(event_id, *row) for event_id, row in zip(ids, rows, strict=True)]
+            copy_rows(DecisionEvent._meta.db_table, _EVENT_COLUMNS, numbered)
+            return [_saved_event(row) for row in numbered] if returning else []
+        unnumbered = [(None, *row) for row in rows]
+        events = DecisionEvent.objects.bulk_create([_event(row) for row in unnumbered], batch_size=2000)
         return events if returning else []
 
 
@@ -253,6 +256,7 @@ class LedgerVerification:
 
     @property
     def head(self) -> LedgerHead:
+        assert self.event_count is not None, "__post_init__ fills it"
         return LedgerHead(event_count=self.event_count, last_event_id=self.last_event_id, head_hash=self.head_hash)
 
 
@@ -381,7 +385,11 @@ def ledger_head_problem(head: LedgerHead) -> str:
     """Why ``head`` no longer holds (empty when it does): its event, hash, seal and position, in three queries."""
     if head.event_count == 0:
         return ""
-    row = DecisionEvent.objects.filter(pk=head.last_event_id).values_list("hash", "seal").first()
+    row = (
+        DecisionEvent.objects.filter(pk=head.last_event_id).values_list("hash", "seal").first()
+        if head.last_event_id is not None
+        else None
+    )
     label = head.label or "the recorded head"
     if row is None:
         return f"{label} ends at event #{head.last_event_id}, which is no longer in the chain (events were removed)"
@@ -423,7 +431,16 @@ def ledger_verify_since(*, head: LedgerHead, batch_size: int = 5000) -> LedgerVe
     )
 
 
-def ledger_with_prior_hash(queryset: QuerySet[DecisionEvent]) -> QuerySet[DecisionEvent]:
+class PriorHash(TypedDict):
+    prior_hash: str
+
+
+if TYPE_CHECKING:
+    # An event annotated by ``ledger_with_prior_hash``.
+    EventWithPriorHash = WithAnnotations[DecisionEvent, PriorHash]
+
+
+def ledger_with_prior_hash(queryset: QuerySet[DecisionEvent]) -> "QuerySet[EventWithPriorHash]":
     """Annotate each event with the hash of the event just before it by id (GENESIS_HASH for the first).
 
     One query for any number of events: ids have gaps on PostgreSQL (rolled-back sequence values), so "the
@@ -459,7 +476,7 @@ class EventCheck:
         return self.content_intact and self.link_intact and self.seal_intact
 
 
-def ledger_check_events(events: Iterable[DecisionEvent]) -> list[EventCheck]:
+def ledger_check_events(events: Iterable["EventWithPriorHash"]) -> list[EventCheck]:
     """Verify events annotated by ``ledger_with_prior_hash``: recompute each hash and seal, compare each link."""
     key = ledger_key()
     return [

@@ -59,7 +59,9 @@ def _change(better: bool | None, base: float | None, candidate: float | None) ->
 
 def _state(job: RetrainingJob) -> tuple[str, str]:
     if job.status == AuditStatus.SUCCEEDED:
-        return f"Candidate version {job.candidate_version.number} is ready for a person to review", "verdict-passed"
+        candidate = job.candidate_version
+        assert candidate is not None, "a job succeeds by registering its candidate"
+        return f"Candidate version {candidate.number} is ready for a person to review", "verdict-passed"
     if job.status == AuditStatus.FAILED:
         return "Could not produce a candidate", "verdict-failed"
     if job.status == AuditStatus.RUNNING:

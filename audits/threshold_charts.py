@@ -94,18 +94,23 @@ def reliability_chart_svg(
             f"<title>{escape(marker.label)}</title></line>"
         )
 
-    shown = [band for band in bands if band.n and band.mean_confidence is not None and band.accuracy is not None]
-    largest = max((band.n for band in shown), default=1)
+    # The bands with cases, each with its mean confidence and accuracy (both known when it has cases).
+    shown = [
+        (band, band.mean_confidence, band.accuracy)
+        for band in bands
+        if band.n and band.mean_confidence is not None and band.accuracy is not None
+    ]
+    largest = max((band.n for band, _, _ in shown), default=1)
     if len(shown) > 1:
-        points = " ".join(f"{x_of(band.mean_confidence):.1f},{y_of(band.accuracy):.1f}" for band in shown)
+        points = " ".join(f"{x_of(confidence):.1f},{y_of(accuracy):.1f}" for _, confidence, accuracy in shown)
         parts.append(f'<polyline class="curve" points="{points}"/>')
-    for band in shown:
-        x, y = x_of(band.mean_confidence), y_of(band.accuracy)
+    for band, confidence, accuracy in shown:
+        x, y = x_of(confidence), y_of(accuracy)
         floor = 1.0 - (band.error_upper_bound if band.error_upper_bound is not None else 1.0)
         words = (
             f"confidence {format_probability(band.lower)} to {format_probability(band.upper)}: "
-            f"{band.n:,} labelled cases, {band.errors:,} errors; observed accuracy {_share(band.accuracy)}, "
-            f"at least {_share(floor)} at {level} confidence; mean confidence {band.mean_confidence:.3f}"
+            f"{band.n:,} labelled cases, {band.errors:,} errors; observed accuracy {_share(accuracy)}, "
+            f"at least {_share(floor)} at {level} confidence; mean confidence {confidence:.3f}"
         )
         parts.append(
             f'<g class="band"><title>{escape(words)}</title>'

@@ -251,9 +251,11 @@ def _recommendation_context(result: ModelThresholdRecommendation, *, apply_form:
     recommendation = result.recommendation
     current = format_probability(result.current_threshold)
     markers = [ThresholdMarker(result.current_threshold, f"current {current}", "current")]
-    if result.changes_the_policy:
-        recommended = format_probability(result.recommended_threshold)
-        markers.append(ThresholdMarker(result.recommended_threshold, f"recommended {recommended}", "recommended"))
+    # A recommendation that changes the policy has a threshold; one that does not is not offered.
+    offered_threshold = result.recommended_threshold if result.changes_the_policy else None
+    if offered_threshold is not None:
+        recommended = format_probability(offered_threshold)
+        markers.append(ThresholdMarker(offered_threshold, f"recommended {recommended}", "recommended"))
     model = result.inputs.model
     chart = reliability_chart_svg(
         chart_id=f"reliability-{model.pk}",
@@ -267,7 +269,7 @@ def _recommendation_context(result: ModelThresholdRecommendation, *, apply_form:
         "inputs": result.inputs,
         "rows": comparison_rows(result),
         "bands": band_rows(recommendation.bands),
-        "recommended_words": format_probability(result.recommended_threshold) if result.changes_the_policy else "",
+        "recommended_words": format_probability(offered_threshold) if offered_threshold is not None else "",
         "confidence_words": format_rate(recommendation.confidence_level),
         "qa_sample_words": format_rate(result.inputs.policy.qa_sample_rate),
         "intake_words": _per_day(recommendation.current.cases_per_day),

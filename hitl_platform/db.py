@@ -12,6 +12,12 @@ from django.db import connection, models
 from psycopg import sql
 
 
+def column_of(field: models.Field) -> str:
+    """The column of a concrete field (``_meta.concrete_fields``: the fields that have one)."""
+    assert field.column is not None, f"{field} is not a concrete field"
+    return field.column
+
+
 def copy_rows(table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """Insert ``rows`` (Python values psycopg adapts) into ``table`` with one COPY, inside the caller's transaction."""
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(

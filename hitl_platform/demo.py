@@ -17,14 +17,16 @@ Loading is idempotent: a second run finds the model and adds nothing.
 import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import skops.io as sio
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.utils import timezone
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
@@ -47,7 +49,7 @@ from models_registry.services import (
     promotion_request_override_gate,
 )
 from reviews.choices import TaskStatus
-from reviews.models import Prediction, ReviewTask
+from reviews.models import Assignment, Prediction, ReviewTask
 from reviews.services.assignments import assignment_claim_next
 from reviews.services.intake import predictions_ingest
 from reviews.services.outcomes import prediction_report_outcome
@@ -131,7 +133,7 @@ class SimulatedReviewer:
     """A reviewer's behaviour: the real outcome, wrong with ``error_rate``; and with ``under_25_denial`` the share
     of under-25 applicants who repaid that this reviewer still denies (a stated, measurable bias)."""
 
-    user: AbstractBaseUser
+    user: User
     error_rate: float
     under_25_denial: float = 0.0
 
@@ -145,9 +147,9 @@ class SimulatedReviewer:
 
 @dataclass(frozen=True)
 class DemoCast:
-    ml_engineer: AbstractBaseUser
-    compliance_officer: AbstractBaseUser
-    administrator: AbstractBaseUser
+    ml_engineer: User
+    compliance_officer: User
+    administrator: User
     reviewers: tuple[SimulatedReviewer, ...]
     adjudicator: SimulatedReviewer
 
@@ -329,12 +331,14 @@ class _Story:
                 prediction = assignment.task.prediction
                 truth = self.truth[prediction.external_id]
                 answer = reviewer.answer(truth, prediction.features["age"], self.rng)
+                # The platform measures time spent from the claim: the demo's reviewer claimed it a while ago.
+                thinking = timedelta(seconds=int(self.rng.integers(40, 300)))
+                Assignment.objects.filter(pk=assignment.pk).update(claimed_at=timezone.now() - thinking)
                 review_submit(
                     assignment_id=assignment.pk,
                     reviewer=reviewer.user,
                     label=answer,
                     rationale=_rationale(prediction.features, answer),
-                    time_spent_seconds=int(self.rng.integers(40, 300)),
                 )
                 next(bar, None)
         escalated = list(
@@ -459,11 +463,14 @@ class _Story:
         if job.status != AuditStatus.SUCCEEDED:
             self.steps.append(f"Retraining job {job.pk} could not make a candidate: {job.error}")
             return
+        candidate, holdout_audit, comparison = job.candidate_version, job.audit, job.comparison
+        # A succeeded job registered its candidate, audited it on the holdout and compared it with its base.
+        assert candidate is not None and holdout_audit is not None and comparison is not None
         names = ", ".join(audit.get_population_display().lower() for audit in failed)
         parity = next(
             (
                 row
-                for row in job.comparison["fairness"]
+                for row in comparison["fairness"]
                 if row["scope"] == "age_band" and row["metric"] == "demographic_parity_ratio"
             ),
             None,
@@ -475,10 +482,10 @@ class _Story:
                 f"({parity['candidate_verdict']})."
             )
         self.steps.append(
-            f"Audits failed ({names}): retraining job {job.pk} learnt candidate version {job.candidate_version.number} "
-            f"under demographic parity on the age band; its holdout audit {job.audit.pk}: "
-            f"{job.audit.get_verdict_display().lower()}. Its promotion request #{job.promotion_request_id} waits for "
-            "the compliance officer."
+            f"Audits failed ({names}): retraining job {job.pk} learnt candidate version {candidate.number} "
+            f"under demographic parity on the age band; its holdout audit {holdout_audit.pk}: "
+            f"{holdout_audit.get_verdict_display().lower()}. Its promotion request #{job.promotion_request_id} waits "
+            "for the compliance officer."
         )
 
 

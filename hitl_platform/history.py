@@ -19,20 +19,36 @@ Two hot paths bypass simple-history's save signals and write the same history ro
 
 import json
 from collections.abc import Callable, Sequence
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol, TypeVar, cast
 
 import orjson
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import connection, models, transaction
 from django.db.models import Model
 from simple_history.utils import bulk_create_with_history, get_history_manager_for_model
 
-from hitl_platform.db import copy_rows, reserve_ids
+from hitl_platform.db import column_of, copy_rows, reserve_ids
+
+ModelT = TypeVar("ModelT", bound=Model)
 
 
-def historise(instance: Model, *, actor: Any, reason: str) -> None:
+class _HistoryStamped(Protocol):
+    # The two attributes simple-history reads on save; they are not model fields, so no model class declares them.
+    _history_user: User | None
+    _change_reason: str
+
+
+def historise(instance: Model, *, actor: User | AnonymousUser | None, reason: str) -> None:
     """Stamp the next save of ``instance`` with who made the change and why (its history row's user and reason)."""
-    instance._history_user = actor if getattr(actor, "is_authenticated", False) else None
-    instance._change_reason = reason
+    stamped = cast(_HistoryStamped, instance)
+    stamped._history_user = actor if isinstance(actor, User) and actor.is_authenticated else None
+    stamped._change_reason = reason
+
+
+def change_reason(instance: Model) -> str:
+    """The reason ``historise`` stamped on ``instance`` for its next save."""
+    return cast(_HistoryStamped, instance)._change_reason
 
 
 def _plain_json(value: Any) -> str:
@@ -58,7 +74,7 @@ def _converter(field: models.Field) -> Callable[[Any], Any] | None:
 
 
 def _columns_and_values(fields: Sequence[models.Field]) -> tuple[list[str], list[Callable[[Any], Any] | None]]:
-    return [field.column for field in fields], [_converter(field) for field in fields]
+    return [column_of(field) for field in fields], [_converter(field) for field in fields]
 
 
 def _needs_pre_save(field: models.Field) -> bool:
@@ -75,8 +91,13 @@ def _row(obj: models.Model, fields: Sequence[models.Field], converters: Sequence
 
 
 def bulk_create_with_history_fast(
-    objs: Sequence[models.Model], model: type[models.Model], *, default_user, default_change_reason: str, default_date
-) -> list[models.Model]:
+    objs: Sequence[ModelT],
+    model: type[ModelT],
+    *,
+    default_user: User | None,
+    default_change_reason: str,
+    default_date: datetime,
+) -> list[ModelT]:
     """Insert new objects and one "+" history row each; return them with their primary keys set."""
     objs = list(objs)
     if not objs:
@@ -137,7 +158,7 @@ def history_insert_sql(model: type[Model], source: str, *, history_type: str, re
 
     The statement takes ``%(now)s``, ``%(<reason_param>)s`` and ``%(reviewer)s`` (the acting user's id).
     """
-    history = model.history.model
+    history = get_history_manager_for_model(model).model
     qn = connection.ops.quote_name
     tracked = [field.column for field in history._meta.concrete_fields if not field.name.startswith("history_")]
     extra = ["history_date", "history_change_reason", "history_type", "history_user_id"]

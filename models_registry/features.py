@@ -138,6 +138,7 @@ def _number(value: Any) -> float | None:
 def _number_values(schema: Mapping[str, Any], *, integer: bool) -> list[float] | list[int]:
     low, high = _number(schema.get("minimum")), _number(schema.get("maximum"))
     above, below = _number(schema.get("exclusiveMinimum")), _number(schema.get("exclusiveMaximum"))
+    offsets: tuple[float, ...]
     if integer:
         low = math.floor(above) + 1 if above is not None else math.ceil(low) if low is not None else None
         high = math.ceil(below) - 1 if below is not None else math.floor(high) if high is not None else None
@@ -159,7 +160,8 @@ def _number_values(schema: Mapping[str, Any], *, integer: bool) -> list[float] |
 
 
 def _string_values(schema: Mapping[str, Any]) -> list[str]:
-    example = _STRING_FORMAT_EXAMPLES.get(schema.get("format"), "sample")
+    string_format = schema.get("format")
+    example = _STRING_FORMAT_EXAMPLES.get(string_format, "sample") if isinstance(string_format, str) else "sample"
     shortest = schema.get("minLength", 0)
     longest = schema.get("maxLength")
     if isinstance(shortest, int) and len(example) < shortest:

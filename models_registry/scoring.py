@@ -107,8 +107,9 @@ def _feature_name_mismatch(model: MLModel, names: list[str]) -> str | None:
     schema = model.feature_schema or {}
     columns = feature_columns(model)
     # A DataFrame-trained file gets its columns by name, so only an order the schema declares can contradict it.
-    ordered = columns is not None and columns == schema.get(FEATURE_ORDER_KEYWORD)
-    expected = columns if ordered else [str(name) for name in schema.get("properties", {})]
+    declared_order = columns if columns is not None and columns == schema.get(FEATURE_ORDER_KEYWORD) else None
+    ordered = declared_order is not None
+    expected = declared_order if declared_order is not None else [str(name) for name in schema.get("properties", {})]
     if names == expected or (not ordered and set(names) == set(expected)):
         return None
     if len(names) != len(expected):

@@ -11,15 +11,33 @@ Who may see and change a model, decided here once for every app:
   and administrators. Reading every model does not make a compliance officer a writer.
 """
 
-from django.contrib.auth.base_user import AbstractBaseUser
+from typing import TYPE_CHECKING, TypedDict, TypeVar, overload
+
 from django.db.models import IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 
+from hitl_platform.types import RequestUser
 from models_registry.choices import Stage
 from models_registry.models import MLModel, ModelVersion, PromotionRequest
 
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
-def ml_model_list() -> QuerySet[MLModel]:
+
+class VersionNumbers(TypedDict):
+    latest_version: int | None
+    production_version: int | None
+
+
+if TYPE_CHECKING:
+    # A model read by ``ml_model_list``, with the numbers of its latest and its production version (None if none).
+    ListedModel = WithAnnotations[MLModel, VersionNumbers]
+
+# A queryset of models, kept as it is (its annotations included) by the filters below.
+ModelQuerySet = TypeVar("ModelQuerySet", bound=QuerySet[MLModel])
+
+
+def ml_model_list() -> "QuerySet[ListedModel]":
     """Models with their owner, latest version number and current production version number."""
     versions = ModelVersion.objects.filter(model=OuterRef("pk")).order_by("-number").values("number")
     return MLModel.objects.select_related("owner", "team").annotate(
@@ -42,7 +60,12 @@ def model_version_ancestors(version: ModelVersion) -> list[ModelVersion]:
     current = version.parent
     while current is not None and len(ancestors) < LINEAGE_DEPTH:
         ancestors.append(current)
-        current = ModelVersion.objects.select_related("parent").filter(pk=current.parent_id).first()
+        parent_id = current.parent_id
+        current = (
+            ModelVersion.objects.select_related("parent").filter(pk=parent_id).first()
+            if parent_id is not None
+            else None
+        )
     return ancestors
 
 
@@ -56,16 +79,20 @@ def promotion_request_list() -> QuerySet[PromotionRequest]:
 READ_EVERY_MODEL_PERMISSION = "models_registry.view_every_model"
 
 
-def user_reads_every_model(user: AbstractBaseUser) -> bool:
+def user_reads_every_model(user: RequestUser) -> bool:
     """Compliance officers and administrators read every team's models; the permission is cached per request."""
     return user.is_active and user.has_perm(READ_EVERY_MODEL_PERMISSION)
 
 
-def _works_on(user: AbstractBaseUser) -> Q:
+def _works_on(user: RequestUser) -> Q:
     return Q(owner_id=user.pk) | Q(team_id__in=user.groups.values("pk"))
 
 
-def ml_models_readable_by(user: AbstractBaseUser, models: QuerySet[MLModel] | None = None) -> QuerySet[MLModel]:
+@overload
+def ml_models_readable_by(user: RequestUser) -> QuerySet[MLModel]: ...
+@overload
+def ml_models_readable_by(user: RequestUser, models: ModelQuerySet) -> ModelQuerySet: ...
+def ml_models_readable_by(user: RequestUser, models: QuerySet[MLModel] | None = None) -> QuerySet[MLModel]:
     """The models (of ``models``, default all) this user may read."""
     models = MLModel.objects.all() if models is None else models
     if not user.is_authenticated or not user.is_active:
@@ -73,7 +100,7 @@ def ml_models_readable_by(user: AbstractBaseUser, models: QuerySet[MLModel] | No
     return models if user_reads_every_model(user) else models.filter(_works_on(user))
 
 
-def ml_models_writable_by(user: AbstractBaseUser, models: QuerySet[MLModel] | None = None) -> QuerySet[MLModel]:
+def ml_models_writable_by(user: RequestUser, models: QuerySet[MLModel] | None = None) -> QuerySet[MLModel]:
     """The models (of ``models``, default all) whose versions, requests, cases and webhooks this user may change."""
     models = MLModel.objects.all() if models is None else models
     if not user.is_authenticated or not user.is_active:
@@ -81,7 +108,7 @@ def ml_models_writable_by(user: AbstractBaseUser, models: QuerySet[MLModel] | No
     return models if user.is_superuser else models.filter(_works_on(user))
 
 
-def user_may_write_model(user: AbstractBaseUser, model: MLModel) -> bool:
+def user_may_write_model(user: RequestUser, model: MLModel) -> bool:
     """Whether ``user`` works on ``model`` (owner, team member) or administers the platform; no query for owners."""
     if not user.is_authenticated or not user.is_active:
         return False
@@ -90,7 +117,7 @@ def user_may_write_model(user: AbstractBaseUser, model: MLModel) -> bool:
     return model.team_id is not None and user.groups.filter(pk=model.team_id).exists()
 
 
-def model_readable_by_name(*, user: AbstractBaseUser, name: str) -> MLModel:
+def model_readable_by_name(*, user: RequestUser, name: str) -> MLModel:
     """The model of this name if ``user`` may read it, else the same 404 as a model that does not exist."""
     model = ml_models_readable_by(user).filter(name=name).first()
     if model is None:

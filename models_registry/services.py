@@ -10,8 +10,7 @@ on promotions (a check constraint that the decider is not the requester).
 from collections.abc import Mapping
 from typing import Any
 
-from django.contrib.auth.base_user import AbstractBaseUser
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files import File
 from django.core.files.base import ContentFile
@@ -76,14 +75,14 @@ class NotModelWriter(PermissionDenied):
     """The acting user neither owns the model nor is in its team (nor an administrator)."""
 
 
-def ml_model_check_writer(*, model: MLModel, actor: AbstractBaseUser) -> None:
+def ml_model_check_writer(*, model: MLModel, actor: User) -> None:
     """Raise ``NotModelWriter`` unless ``actor`` owns ``model``, is in its team, or administers the platform."""
     # The API already answers 404 for another team's model; this is the invariant behind it, for every caller.
     if not user_may_write_model(actor, model):
         raise NotModelWriter(f"Only the owner of {model.name}, its team and administrators may change it.")
 
 
-def _validate_team(team: Group | None, *, owner: AbstractBaseUser) -> None:
+def _validate_team(team: Group | None, *, owner: User) -> None:
     """A team is a group of people, not a role, and the owner belongs to it (administrators excepted)."""
     if team is None:
         return
@@ -101,7 +100,7 @@ def _require_text(value: str, *, field: str, message: str) -> None:
 @transaction.atomic
 def ml_model_register(
     *,
-    owner: AbstractBaseUser,
+    owner: User,
     name: str,
     task: str,
     labels: list[str],
@@ -164,7 +163,7 @@ def ml_model_register(
 
 
 @transaction.atomic
-def ml_model_update(*, model: MLModel, actor: AbstractBaseUser, changes: Mapping[str, Any], reason: str) -> MLModel:
+def ml_model_update(*, model: MLModel, actor: User, changes: Mapping[str, Any], reason: str) -> MLModel:
     """Change a model's definition or model card; a no-op leaves no history. Task, labels and feature schema
     are fixed once a version exists (register a new model instead)."""
     ml_model_check_writer(model=model, actor=actor)
@@ -205,7 +204,7 @@ def _next_version_number(model: MLModel) -> int:
 def _model_version_insert(
     *,
     model: MLModel,
-    actor: AbstractBaseUser,
+    actor: User,
     inspected: InspectedModelFile | None,
     metrics: dict[str, Any],
     description: str,
@@ -268,7 +267,7 @@ def _model_version_insert(
 def model_version_register(
     *,
     model: MLModel,
-    actor: AbstractBaseUser,
+    actor: User,
     metrics: dict[str, Any] | None = None,
     description: str = "",
     artifact: File | None = None,
@@ -330,7 +329,7 @@ def model_version_register(
 
 @transaction.atomic
 def promotion_request_create(
-    *, version: ModelVersion, actor: AbstractBaseUser, target_stage: str, rationale: str
+    *, version: ModelVersion, actor: User, target_stage: str, rationale: str
 ) -> PromotionRequest:
     """Ask for ``version`` to move to ``target_stage``; someone else decides (four-eyes)."""
     if target_stage not in PROMOTION_TARGETS:
@@ -380,9 +379,7 @@ def promotion_request_create(
     return promotion_request
 
 
-def _promotion_apply(
-    *, promotion_request: PromotionRequest, version: ModelVersion, actor: AbstractBaseUser
-) -> ModelVersion | None:
+def _promotion_apply(*, promotion_request: PromotionRequest, version: ModelVersion, actor: User) -> ModelVersion | None:
     """Move the version to its target stage; for production, archive the current production version first
     (the partial unique index allows one production version per model at any instant)."""
     archived = None
@@ -428,7 +425,7 @@ def _with_overrides(results: list[GateResult], overrides: list[dict]) -> list[Ga
 
 @transaction.atomic
 def promotion_request_override_gate(
-    *, promotion_request: PromotionRequest, gate: str, actor: AbstractBaseUser, reason: str
+    *, promotion_request: PromotionRequest, gate: str, actor: User, reason: str
 ) -> PromotionRequest:
     """Let one failing gate pass for this pending request: an administrator's decision, with a reason, logged.
 
@@ -457,7 +454,7 @@ def promotion_request_override_gate(
 
 
 def promotion_request_decide(
-    *, promotion_request: PromotionRequest, actor: AbstractBaseUser, approve: bool, reason: str
+    *, promotion_request: PromotionRequest, actor: User, approve: bool, reason: str
 ) -> PromotionRequest:
     """Approve or reject a pending request. The requester may never decide it.
 

@@ -163,7 +163,7 @@ def _is_scalar(value: Any) -> bool:
     return isinstance(value, (str, bool)) or _is_number(value)
 
 
-def format_number(value: Real) -> str:
+def format_number(value: float) -> str:
     """Thousands separators, no needless decimals: 12000 -> "12,000", 12000.5 -> "12,000.5"."""
     if isinstance(value, int) or float(value).is_integer():
         return f"{int(value):,}"
@@ -324,31 +324,33 @@ def route_case(policy: PolicySnapshot, case: Case) -> RoutingResult:
 
     threshold = policy.label_thresholds.get(case.label, policy.auto_decide_threshold)
     for_label = f" for {case.label}" if case.label in policy.label_thresholds else ""
-    confident = _usable_confidence(case.confidence)
+    # The confidence when it is a probability the router can compare; None otherwise.
+    usable = case.confidence if _usable_confidence(case.confidence) else None
     if case.confidence is None:
         to_review = True
         missing = case.confidence_problem or "no confidence was given"
         reasons.append(f"{missing}, so the case cannot be decided automatically")
-    elif not confident:
+    elif usable is None:
         to_review = True
         reasons.append(
             f"confidence {format_score(case.confidence)} is not a probability between 0 and 1, "
             "so the case cannot be decided automatically"
         )
-    elif case.confidence < threshold:
+    elif usable < threshold:
         to_review = True
-        shown, required = format_probabilities(case.confidence, threshold)
+        shown, required = format_probabilities(usable, threshold)
         reasons.append(f"confidence {shown} is below the {required} auto-decide threshold{for_label}")
 
     is_qa_sample = False
     if not to_review:
-        shown, required = format_probabilities(case.confidence, threshold)
+        assert usable is not None, "a case without a usable confidence went to review above"
+        shown, required = format_probabilities(usable, threshold)
         reasons.append(f"confidence {shown} meets the {required} auto-decide threshold{for_label}")
         if policy.qa_sample_rate > 0 and qa_sample_point(policy.model_name, case.external_id) < policy.qa_sample_rate:
             is_qa_sample = to_review = True
             reasons.append(f"QA sample ({format_rate(policy.qa_sample_rate)})")
 
-    uncertainty = 1.0 - case.confidence if confident else 1.0
+    uncertainty = 1.0 - usable if usable is not None else 1.0
     priority = TIER_PRIORITY.get(policy.risk_tier, 0) + severity + round(uncertainty * CONFIDENCE_PRIORITY_SPAN)
     reviews_required, adjudicated_tier = review_plan(policy)
     return RoutingResult(

@@ -3,7 +3,6 @@ its figures, its ``audit.finished`` ledger event, the settings its run used, and
 
 from typing import Any
 
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import QuerySet
 
 from audits.choices import AuditPopulation
@@ -11,20 +10,21 @@ from audits.events import BIAS_AUDIT_OBJECT_TYPE, LedgerEvent
 from audits.models import BiasAudit, DecisionEvent
 from audits.presentation import BiasAuditReport, bias_audit_report_build
 from audits.selectors.bias_audits import bias_audit_list
+from hitl_platform.types import RequestUser
 from models_registry.models import MLModel
 from models_registry.selectors import ml_models_readable_by, ml_models_writable_by, user_reads_every_model
 
 # The object type ``audits.services.bias_audits`` seals an audit's event under.
 
 
-def bias_audits_readable_by(user: AbstractBaseUser) -> QuerySet[BiasAudit]:
+def bias_audits_readable_by(user: RequestUser) -> QuerySet[BiasAudit]:
     """The audits of the models ``user`` may read (audits follow their model), newest first, figures deferred."""
     if user_reads_every_model(user):
         return bias_audit_list()
     return bias_audit_list(model_ids=ml_models_readable_by(user).values("pk"))
 
 
-def bias_audit_with_figures(*, user: AbstractBaseUser, audit_id: Any) -> BiasAudit | None:
+def bias_audit_with_figures(*, user: RequestUser, audit_id: Any) -> BiasAudit | None:
     """One audit ``user`` may read, with its result (its inputs, the large cell table, left in the database)."""
     return (
         bias_audits_readable_by(user)
@@ -36,7 +36,7 @@ def bias_audit_with_figures(*, user: AbstractBaseUser, audit_id: Any) -> BiasAud
     )
 
 
-def ml_models_auditable_by(user: AbstractBaseUser) -> QuerySet[MLModel]:
+def ml_models_auditable_by(user: RequestUser) -> QuerySet[MLModel]:
     """The models ``user`` may request an audit of, by name: any model they read with ``run_biasaudit``,
     otherwise those they work on (as ``bias_audit_request`` decides)."""
     if user.has_perm("audits.run_biasaudit"):
@@ -70,7 +70,7 @@ def bias_audit_run_settings(*, audit: BiasAudit) -> tuple[dict[str, Any] | None,
     return row if row is not None else (None, None)
 
 
-def bias_audit_report(*, audit: BiasAudit, user: AbstractBaseUser) -> BiasAuditReport:
+def bias_audit_report(*, audit: BiasAudit, user: RequestUser) -> BiasAuditReport:
     """The audit's report page, as ``user`` sees it (retry and ledger links only if they may use them)."""
     thresholds, min_group_size = (None, None)
     if audit.population == AuditPopulation.AMPLIFICATION:

@@ -62,7 +62,7 @@ def _history_changes(label: str, rows: list) -> list[HistoryChange]:
     previous = None
     for row in rows:
         fields = [f.attname for f in row.instance_type._meta.fields if hasattr(row, f.attname)]
-        diff = []
+        diff: list[tuple[str, Any, Any]] = []
         if previous is not None and previous.id == row.id:
             diff = [
                 (name, getattr(previous, name), getattr(row, name))

@@ -3,17 +3,22 @@
 from collections.abc import Iterator
 from datetime import datetime
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
 from django.db.models import QuerySet
 
 from audits.models import Export
+from hitl_platform.types import RequestUser
 from reviews.models import Decision
 
 
-def exports_visible_to(user: AbstractBaseUser) -> QuerySet[Export]:
+def exports_visible_to(user: RequestUser) -> QuerySet[Export]:
     """Exports a user may see: their own; every export for a superuser."""
     exports = Export.objects.select_related("requested_by", "model")
-    return exports if user.is_superuser else exports.filter(requested_by=user)
+    if user.is_superuser:
+        return exports
+    if isinstance(user, AnonymousUser):
+        return exports.none()
+    return exports.filter(requested_by=user)
 
 
 def decisions_for_export(*, model_id: int, start: datetime, end: datetime) -> QuerySet[Decision]:

@@ -5,13 +5,13 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Subquery
 from django.utils import timezone
 
 from audits.choices import LedgerCheckOrigin, LedgerCheckStatus
 from audits.ledger import LedgerHead, ledger_head_sign, ledger_head_signature
 from audits.models import DecisionEvent, LedgerCheck
+from hitl_platform.types import RequestUser
 
 
 def ledger_checks_recent(*, limit: int = 20) -> list[LedgerCheck]:
@@ -35,7 +35,7 @@ def ledger_check_latest_reconciliation() -> LedgerCheck | None:
 # A chain nobody has verified for longer than this is not known to be intact: the schedule verifies it nightly.
 LEDGER_CHECK_STALE_AFTER = timedelta(days=1)
 
-_ORIGIN_IN_WORDS = {
+_ORIGIN_IN_WORDS: dict[str, str] = {
     LedgerCheckOrigin.CONSOLE: "the console",
     LedgerCheckOrigin.SCHEDULE: "the schedule",
     LedgerCheckOrigin.COMMAND: "manage.py verify_ledger",
@@ -92,6 +92,7 @@ def ledger_standing(*, now: datetime | None = None) -> LedgerStanding:
     )
     if check is None:
         return LedgerStanding(check=None, mismatch_count=0, stale=True)
+    assert check.finished_at is not None, "selected by finished_at__isnull=False"
     return LedgerStanding(
         check=check,
         mismatch_count=check.reconciled_mismatch_count or 0,
@@ -129,12 +130,13 @@ def ledger_head_offered() -> LedgerCheck | None:
     if any(head.event_count > offered.event_count for head in heads):
         return None
     hashes = dict(DecisionEvent.objects.filter(pk__in={head.last_event_id for head in heads}).values_list("id", "hash"))
-    if any(hashes.get(head.last_event_id) != head.head_hash for head in heads):
+    # A head without a last event cannot be one of the chain's.
+    if any(head.last_event_id is None or hashes.get(head.last_event_id) != head.head_hash for head in heads):
         return None
     return latest
 
 
-def ledger_head_document(*, check: LedgerCheck, exported_by: AbstractBaseUser, now: datetime | None = None) -> dict:
+def ledger_head_document(*, check: LedgerCheck, exported_by: RequestUser, now: datetime | None = None) -> dict:
     """The head of an intact verification, signed and stamped: the anchor to keep outside the database."""
     document = {
         "ledger": "hitl_platform decision ledger",

@@ -1,11 +1,11 @@
 """Reads of retraining: jobs, the version a job starts from, and the new human labels since a version."""
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 
 from audits.choices import AuditStatus
 from audits.models import AuditPolicy, RetrainingJob
 from audits.selectors.training_data import HUMAN_DECISION_SOURCES
+from hitl_platform.types import RequestUser
 from models_registry.choices import Stage
 from models_registry.models import MLModel, ModelVersion
 from models_registry.selectors import ml_models_readable_by, ml_models_writable_by
@@ -48,7 +48,7 @@ def audit_policies_with_label_trigger() -> QuerySet[AuditPolicy]:
     return AuditPolicy.objects.filter(retraining_after_new_labels__isnull=False).select_related("model")
 
 
-def ml_models_retrainable_by(user: AbstractBaseUser) -> QuerySet[MLModel]:
+def ml_models_retrainable_by(user: RequestUser) -> QuerySet[MLModel]:
     """The models ``user`` may retrain: any model they read with ``run_retrainingjob``, else those they work on."""
     if user.has_perm("audits.run_retrainingjob"):
         models = ml_models_readable_by(user)

@@ -166,7 +166,8 @@ def threshold_inputs(
     return ThresholdInputs(
         model=model,
         policy=policy,
-        labelled=[(float(confidence), bool(wrong)) for confidence, wrong in labelled],
+        # USABLE_CONFIDENCE (0 <= confidence <= 1) leaves out cases without a confidence.
+        labelled=[(float(confidence), bool(wrong)) for confidence, wrong in labelled if confidence is not None],
         cut_points=cut_points,
         recent_total=recent["total"],
         recent_at_or_above=tuple(recent[f"at_or_above_{index}"] for index in range(len(cut_points))),

@@ -3,7 +3,6 @@ pure ``audits.thresholds``. A recommendation only: a person applies it (``audits
 """
 
 from dataclasses import dataclass
-from numbers import Real
 from typing import Any
 
 from audits.selectors.threshold_inputs import ThresholdInputs, threshold_inputs
@@ -49,7 +48,7 @@ def threshold_parameter_errors(*, target_error: Any, confidence_level: Any) -> d
         ("target_error", target_error, TARGET_ERROR_RANGE),
         ("confidence", confidence_level, CONFIDENCE_RANGE),
     ):
-        if isinstance(value, bool) or not isinstance(value, Real) or not low <= value <= high:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
             errors[name] = [f"Enter a number from {low:g} to {high:g}."]
     return errors
 

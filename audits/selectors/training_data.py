@@ -24,9 +24,10 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
-from django.db.models import Case, CharField, F, Model, Q, QuerySet, Value, When
+from django.db.models import Case, CharField, F, Field, Model, Q, QuerySet, Value, When
 from psycopg import sql
 
+from hitl_platform.db import column_of
 from hitl_platform.spreadsheet import FORMULA_TRIGGERS
 from models_registry.models import ModelVersion
 from reviews.choices import DecisionSource
@@ -100,7 +101,9 @@ _JSON = json.JSONEncoder(ensure_ascii=False)
 
 
 def _column(alias: str, model: type[Model], field: str) -> sql.Identifier:
-    return sql.Identifier(alias, model._meta.get_field(field).column)
+    model_field = model._meta.get_field(field)
+    assert isinstance(model_field, Field), f"{field} is a relation's reverse side, which has no column"
+    return sql.Identifier(alias, column_of(model_field))
 
 
 def _p(field: str) -> sql.Identifier:

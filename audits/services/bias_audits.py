@@ -15,7 +15,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 import pandas as pd
 from django.conf import settings
@@ -193,13 +193,24 @@ def bias_audit_run(*, audit_id: int) -> BiasAudit | None:
     return audit
 
 
+class _RunSettings(TypedDict):
+    """How one run computes its figures: passed alike to the engine and to the canonical inputs it is hashed by."""
+
+    attributes: list[str]
+    positive_label: str
+    thresholds: Thresholds
+    min_group_size: int
+    bootstrap_samples: int
+    seed: int
+
+
 def bias_audit_compute_from_cells(
     *, model: MLModel, cells: pd.DataFrame, attributes: Sequence[str], seed: int
 ) -> AuditComputation:
     """The model-population figures of cells computed elsewhere (a retrained candidate's holdout), judged
     against the model's thresholds by the same engine as every audit; touches no row."""
     policy = audit_policy_for(model)
-    settings_of_run = {
+    settings_of_run: _RunSettings = {
         "attributes": list(attributes),
         "positive_label": model.positive_label,
         "thresholds": Thresholds(
@@ -255,7 +266,7 @@ def bias_audit_compute(*, audit: BiasAudit, beat=lambda percent: None) -> AuditC
         since=audit.since,
         until=audit.until,
     )
-    settings_of_run = {
+    settings_of_run: _RunSettings = {
         "attributes": list(scope.attributes),
         "positive_label": audit.model.positive_label,
         "thresholds": thresholds,
@@ -299,22 +310,19 @@ def _without_reviewer(cells: pd.DataFrame, scope: AuditScope) -> pd.DataFrame:
     return cells.drop(columns=[REVIEWER]).groupby(keys, dropna=False, sort=True, as_index=False)["count"].sum()
 
 
-def _per_reviewer(cells: pd.DataFrame, settings_of_run: dict[str, Any]) -> dict[str, Any]:
+def _per_reviewer(cells: pd.DataFrame, settings_of_run: _RunSettings) -> dict[str, Any]:
     """Each reviewer's groups and gaps, without intervals (the whole audit carries those)."""
     if cells.empty:
         return {}
+    without_intervals: _RunSettings = {**settings_of_run, "bootstrap_samples": 0}
     per_reviewer = {}
     for reviewer, own in cells.groupby(REVIEWER, sort=True):
-        audit = audit_fairness(
-            cells=own.drop(columns=[REVIEWER]), **{**settings_of_run, "bootstrap_samples": 0}
-        ).as_dict()
+        audit = audit_fairness(cells=own.drop(columns=[REVIEWER]), **without_intervals).as_dict()
         per_reviewer[str(reviewer)] = {"verdict": audit["verdict"], "scopes": audit["scopes"]}
     return per_reviewer
 
 
-def _amplification(
-    scope: AuditScope, thresholds: Thresholds, settings_of_run: dict[str, Any], beat
-) -> AuditComputation:
+def _amplification(scope: AuditScope, thresholds: Thresholds, settings_of_run: _RunSettings, beat) -> AuditComputation:
     cells = amplification_cells(scope)
     overrides = reviewer_override_cells(scope)
     beat(40)
@@ -411,6 +419,7 @@ def _audit_url(audit: BiasAudit) -> str:
 
 def _notify_failed(audit: BiasAudit) -> None:
     """Email the owner and the compliance officers, and emit ``audit.failed`` to the model's webhooks, on commit."""
+    assert audit.finished_at is not None, "_finish notifies of a failed audit once it has finished"
     webhook_event_fan_out(
         event=AUDIT_FAILED_EVENT,
         model_id=audit.model_id,
@@ -418,7 +427,7 @@ def _notify_failed(audit: BiasAudit) -> None:
             "audit": {
                 "id": audit.pk,
                 "model": audit.model.name,
-                "version": audit.version.number if audit.version_id else None,
+                "version": audit.version.number if audit.version is not None else None,
                 "population": audit.population,
                 "sensitive_attributes": audit.sensitive_attributes,
                 "verdict": audit.verdict,
@@ -431,7 +440,7 @@ def _notify_failed(audit: BiasAudit) -> None:
     recipients = _failure_recipients(audit.model)
     if not recipients:
         return
-    version = f" version {audit.version.number}" if audit.version_id else ""
+    version = f" version {audit.version.number}" if audit.version is not None else ""
     subject = f"Bias audit {audit.pk} of {audit.model.name}{version} failed"
     body = "\n".join(
         [

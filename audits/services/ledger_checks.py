@@ -65,8 +65,11 @@ def _broken(head: LedgerHead, problem: str) -> LedgerVerification:
 
 def _recorded_heads(*, excluding: int | None) -> tuple[list[LedgerHead], LedgerVerification | None]:
     """The signed heads of earlier intact verifications; a failure if one of them is not properly signed."""
-    heads = []
-    rows = LedgerCheck.objects.filter(status=LedgerCheckStatus.INTACT).exclude(pk=excluding).order_by("checked", "id")
+    heads: list[LedgerHead] = []
+    rows = LedgerCheck.objects.filter(status=LedgerCheckStatus.INTACT)
+    if excluding is not None:
+        rows = rows.exclude(pk=excluding)
+    rows = rows.order_by("checked", "id")
     for pk, count, last_event_id, head_hash, signature, finished_at in rows.values_list(
         "pk", "checked", "last_event_id", "head_hash", "head_signature", "finished_at"
     ):
@@ -115,7 +118,7 @@ def _anchor_heads(*, every_anchor: bool) -> tuple[list[LedgerHead], LedgerVerifi
 
 def _record(check: LedgerCheck, result: LedgerVerification) -> None:
     check.status = LedgerCheckStatus.INTACT if result.intact else LedgerCheckStatus.BROKEN
-    check.checked = result.event_count
+    check.checked = result.head.event_count
     check.head_hash = result.head_hash
     check.last_event_id = result.last_event_id
     check.broken_event_id = result.broken_event_id

@@ -108,7 +108,7 @@ def decision_claims(event_type: str, payload: dict[str, Any], actor_id: int | No
 
 def review_claims(event_type: str, payload: dict[str, Any], actor_id: int | None) -> dict[str, Any]:
     """What a review event says the review row holds (the reviewer is the event's actor in older events)."""
-    claims = {name: payload[name] for name in ("label", "is_adjudication") if name in payload}
+    claims: dict[str, Any] = {name: payload[name] for name in ("label", "is_adjudication") if name in payload}
     claims["reviewer"] = payload.get("reviewer_id", actor_id)
     return claims
 
@@ -174,13 +174,13 @@ def case_rows_reconcile(
             if key not in latest or event.pk > latest[key].pk:
                 latest[key] = event
     mismatches: list[Mismatch] = []
-    if decision is not None and (event := latest.get((DECISION_TABLE, str(decision.pk)))) is not None:
-        claims = decision_claims(event.event_type, json.loads(event.payload), event.actor_id)
-        mismatches += _differences(DECISION_TABLE, decision.pk, claims, _decision_row(decision), event.pk)
+    if decision is not None and (recorded := latest.get((DECISION_TABLE, str(decision.pk)))) is not None:
+        claims = decision_claims(recorded.event_type, json.loads(recorded.payload), recorded.actor_id)
+        mismatches += _differences(DECISION_TABLE, decision.pk, claims, _decision_row(decision), recorded.pk)
     for review in reviews:
-        if (event := latest.get((REVIEW_TABLE, str(review.pk)))) is not None:
-            claims = review_claims(event.event_type, json.loads(event.payload), event.actor_id)
-            mismatches += _differences(REVIEW_TABLE, review.pk, claims, _review_row(review), event.pk)
+        if (recorded := latest.get((REVIEW_TABLE, str(review.pk)))) is not None:
+            claims = review_claims(recorded.event_type, json.loads(recorded.payload), recorded.actor_id)
+            mismatches += _differences(REVIEW_TABLE, review.pk, claims, _review_row(review), recorded.pk)
     return mismatches
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import skops.io
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -100,7 +100,7 @@ class TrainingSet:
     snapshot: dict[str, Any]
 
 
-def _may_retrain(actor: AbstractBaseUser, model: MLModel) -> bool:
+def _may_retrain(actor: User, model: MLModel) -> bool:
     if actor.has_perm("audits.run_retrainingjob"):
         return True
     return actor.has_perm("audits.add_retrainingjob") and user_may_write_model(actor, model)
@@ -108,7 +108,7 @@ def _may_retrain(actor: AbstractBaseUser, model: MLModel) -> bool:
 
 def retraining_request(
     *,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     model: MLModel,
     trigger: str = RetrainingTrigger.MANUAL,
     mitigation: str = Mitigation.NONE,
@@ -143,6 +143,7 @@ def retraining_request(
         errors["model"] = [f"{model.name} has no version with a model file to retrain."]
     if errors:
         raise ValidationError(errors)
+    assert base is not None, "a model without a base version is refused above with a field error"
     active = retraining_job_active(model_id=model.pk)
     if active is not None:
         raise RetrainingConflict(active)
@@ -400,11 +401,14 @@ def _fit(
     ).fit(features)
 
 
-def _scores(estimator: Any, features: Any, truth: np.ndarray, model: MLModel) -> tuple[dict[str, float], np.ndarray]:
+def _scores(
+    estimator: Any, features: Any, truth: np.ndarray, model: MLModel
+) -> tuple[dict[str, float | None], np.ndarray]:
     predicted = np.asarray(estimator.predict(features), dtype=object)
     probabilities = estimator.predict_proba(features)
     classes = [str(label) for label in estimator.classes_]
-    scores = {"accuracy": float(accuracy_score(truth, predicted))}
+    # ROC AUC is None when the holdout has a single class.
+    scores: dict[str, float | None] = {"accuracy": float(accuracy_score(truth, predicted))}
     if model.task == ModelTask.BINARY:
         positive = classes.index(model.positive_label)
         is_positive = (truth == model.positive_label).astype(int)
@@ -448,6 +452,7 @@ def _compare(
             {"metric": name, "base": before, "candidate": after, "higher_is_better": higher_is_better, "better": better}
         )
     fairness, candidate_cells = [], None
+    verdicts: dict[str, str | None]
     if attributes:
         base_cells = _cells(sensitive, attributes, truth, base_predicted)
         candidate_cells = _cells(sensitive, attributes, truth, candidate_predicted)
@@ -540,7 +545,8 @@ def _finish(
     model, base = job.model, job.base_version
     content = skops.io.dumps(candidate)
     registrant = model.owner
-    asked = f"requested by {job.requested_by.get_username()}" if job.requested_by_id else "started by the platform"
+    requester = job.requested_by
+    asked = f"requested by {requester.get_username()}" if requester is not None else "started by the platform"
     candidate_metrics = {row["metric"]: row["candidate"] for row in comparison["metrics"]}
     stored_file = None
     committing = False
@@ -649,9 +655,10 @@ def retraining_after_new_labels() -> list[int]:
     """Queue a job for each model whose policy asks for one after N new human labels and has them; the job ids."""
     queued = []
     for policy in audit_policies_with_label_trigger():
-        model = policy.model
+        model, threshold = policy.model, policy.retraining_after_new_labels
+        assert threshold is not None, "audit_policies_with_label_trigger reads only policies with a label trigger"
         base = retraining_base_version(model=model)
-        if base is None or human_labels_since(model_id=model.pk, version=base) < policy.retraining_after_new_labels:
+        if base is None or human_labels_since(model_id=model.pk, version=base) < threshold:
             continue
         job = request_unless_active(model, RetrainingTrigger.NEW_LABELS)
         if job is not None:

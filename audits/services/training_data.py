@@ -25,7 +25,7 @@ from datetime import datetime
 from itertools import islice
 from typing import Any
 
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 
@@ -84,7 +84,7 @@ class TrainingDataExport:
     chunks: Iterator[bytes]
 
 
-def may_export_sensitive_attributes(user: AbstractBaseUser) -> bool:
+def may_export_sensitive_attributes(user: User) -> bool:
     """Whether ``user`` may have the cases' sensitive attributes in an export (see the module's docstring)."""
     return user.is_active and user.has_perm(SENSITIVE_ATTRIBUTES_PERMISSION)
 
@@ -99,7 +99,7 @@ def training_feature_names(model: MLModel) -> list[str]:
 
 def training_data_export(
     *,
-    actor: AbstractBaseUser,
+    actor: User,
     model: MLModel,
     format: str = CSV,
     since: datetime | None = None,
@@ -178,7 +178,7 @@ def _stream(
     writer: "_RowWriter",
     format: str,
     model: MLModel,
-    actor: AbstractBaseUser,
+    actor: User,
     include_sensitive: bool,
 ) -> Iterator[bytes]:
     written = 0

@@ -6,17 +6,33 @@ same 404 as for a model that does not exist. Writes (intake, outcomes) are for t
 administrators.
 """
 
-from django.contrib.auth.models import AbstractBaseUser
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from django.contrib.auth.models import AnonymousUser
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 
+from hitl_platform.types import RequestUser
 from models_registry.choices import Stage
 from models_registry.models import MLModel, ModelVersion
 from models_registry.selectors import ml_models_readable_by, ml_models_writable_by, user_reads_every_model
 from reviews.models import Decision, Prediction, RoutingPolicy, Webhook
 
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
-def model_for_intake(*, name: str, user: AbstractBaseUser) -> MLModel:
+
+class PolicyVersion(TypedDict):
+    history_id: int
+
+
+if TYPE_CHECKING:
+    # A routing policy read with its version: the id of its newest history row, which a case routed under it records.
+    VersionedRoutingPolicy = WithAnnotations[RoutingPolicy, PolicyVersion]
+
+
+def model_for_intake(*, name: str, user: RequestUser) -> MLModel:
     """The model a user submits predictions to: one they may change, else the registry's 404."""
     model = ml_models_writable_by(user).filter(name=name).first()
     if model is None:
@@ -24,7 +40,7 @@ def model_for_intake(*, name: str, user: AbstractBaseUser) -> MLModel:
     return model
 
 
-def routing_policy_for_model(*, model: MLModel) -> RoutingPolicy | None:
+def routing_policy_for_model(*, model: MLModel) -> "VersionedRoutingPolicy | None":
     """The model's policy with whoever last flipped its stop switch (named in routing reasons) and, as
     ``history_id``, the id of its newest history row: the version a case routed under it records, read in the
     same statement as the settings so the two always agree."""
@@ -48,7 +64,7 @@ def versions_for_intake(*, model: MLModel, numbers: set[int]) -> list[ModelVersi
     )
 
 
-def existing_predictions_by_external_id(*, model: MLModel, external_ids: list[str]) -> dict[str, dict]:
+def existing_predictions_by_external_id(*, model: MLModel, external_ids: list[str]) -> dict[str, Mapping[str, Any]]:
     """Stored predictions among these external ids, with their decision and task: one IN query."""
     rows = Prediction.objects.filter(model=model, external_id__in=external_ids).values(
         "id",
@@ -63,7 +79,7 @@ def existing_predictions_by_external_id(*, model: MLModel, external_ids: list[st
     return {row["external_id"]: row for row in rows}
 
 
-def prediction_get_for_user(*, prediction_id: int, user: AbstractBaseUser, for_write: bool = False) -> Prediction:
+def prediction_get_for_user(*, prediction_id: int, user: RequestUser, for_write: bool = False) -> Prediction:
     """One prediction with its version, decision and review task, if the user may see (or, ``for_write``,
     change) its model; else 404."""
     models = ml_models_writable_by(user) if for_write else ml_models_readable_by(user)
@@ -73,7 +89,7 @@ def prediction_get_for_user(*, prediction_id: int, user: AbstractBaseUser, for_w
     return prediction
 
 
-def decisions_for_user(*, user: AbstractBaseUser) -> QuerySet[Decision]:
+def decisions_for_user(*, user: RequestUser) -> QuerySet[Decision]:
     """Final decisions of the models a user may see, oldest first, for downstream consumers (filters: the API's)."""
     decisions = Decision.objects.select_related("model", "prediction", "prediction__version", "decided_by").only(
         "id",
@@ -96,7 +112,7 @@ def decisions_for_user(*, user: AbstractBaseUser) -> QuerySet[Decision]:
     return decisions
 
 
-def predictions_for_user(*, user: AbstractBaseUser) -> QuerySet[Prediction]:
+def predictions_for_user(*, user: RequestUser) -> QuerySet[Prediction]:
     """Cases of the models a user may see, with what the case API shows of each (never sensitive attributes)."""
     predictions = Prediction.objects.select_related(
         "model", "version", "decision", "review_task", "outcome_reported_by"
@@ -106,6 +122,8 @@ def predictions_for_user(*, user: AbstractBaseUser) -> QuerySet[Prediction]:
     return predictions
 
 
-def webhooks_of_owner(*, owner: AbstractBaseUser) -> QuerySet[Webhook]:
+def webhooks_of_owner(*, owner: RequestUser) -> QuerySet[Webhook]:
     """The active webhooks a user registered; a deleted webhook is deactivated and no longer listed."""
+    if isinstance(owner, AnonymousUser):
+        return Webhook.objects.none()
     return Webhook.objects.filter(owner=owner, is_active=True).select_related("model").order_by("id")

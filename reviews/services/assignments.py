@@ -35,6 +35,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
+from hitl_platform.db import column_of
 from hitl_platform.history import historise, history_insert_sql
 from reviews.choices import CLAIMABLE_TASK_STATUSES, AssignmentStatus, AssignmentStrategy, TaskStatus
 from reviews.exceptions import ReviewWorkflowError
@@ -132,7 +133,8 @@ def assignment_claim_next(*, reviewer, now: datetime | None = None) -> Assignmen
     waited), and waiting while holding it could deadlock with another waiting claim. Should PostgreSQL still
     report a deadlock, the aborted claim has written nothing and simply runs again.
     """
-    for attempt in range(1, CLAIM_ATTEMPTS + 1):
+    attempt = 1
+    while True:
         try:
             try:
                 return _claim_next(reviewer=reviewer, now=now, skip_locked=True)
@@ -142,6 +144,7 @@ def assignment_claim_next(*, reviewer, now: datetime | None = None) -> Assignmen
             if getattr(error.__cause__, "sqlstate", None) != DEADLOCK_DETECTED or attempt == CLAIM_ATTEMPTS:
                 raise
             logger.info("claim by reviewer %s lost a deadlock; claiming again", reviewer.pk)
+            attempt += 1
 
 
 def _claim_next(*, reviewer, now: datetime | None, skip_locked: bool) -> Assignment | None:
@@ -212,9 +215,9 @@ def _claim_sql(*, skip_locked: bool) -> tuple[str, tuple[str, ...]]:
         "lease_expires_at": "%(now)s + make_interval(mins => COALESCE(policy.lease_minutes, %(default_lease)s))",
     }
     fields = [field for field in Assignment._meta.concrete_fields if not field.primary_key]
-    columns = [field.column for field in fields]
-    values = [explicit.get(field.column, f"%(default_{field.column})s") for field in fields]
-    returned = tuple(field.column for field in Assignment._meta.concrete_fields)
+    columns = [column_of(field) for field in fields]
+    values = [explicit.get(column, f"%(default_{column})s") for column in columns]
+    returned = tuple(column_of(field) for field in Assignment._meta.concrete_fields)
     sql = f"""
         WITH picked AS (
             SELECT t.id, t.model_id FROM {task} t JOIN {prediction} p ON p.id = t.prediction_id
@@ -334,7 +337,9 @@ def assignments_expire_leases(*, now: datetime | None = None, batch_size: int = 
         for assignment in expired:
             assignment.status = AssignmentStatus.EXPIRED
             assignment.finished_at = now
-            assignment.release_reason = f"Lease expired at {assignment.lease_expires_at.isoformat()}"
+            expired_at = assignment.lease_expires_at
+            assert expired_at is not None, "selected by lease_expires_at < now"
+            assignment.release_reason = f"Lease expired at {expired_at.isoformat()}"
             task = tasks[assignment.task_id]
             if not task.prediction.is_gold:
                 _task_slot_freed(task)

@@ -31,7 +31,7 @@ def decision_webhook_payload(decision: Decision, prediction: Prediction) -> dict
             "source": decision.source,
             "agreement": decision.agreement,
             "reviewers": [reviewer["username"] for reviewer in decision.reviewers],
-            "decided_by": decision.decided_by.get_username() if decision.decided_by_id else None,
+            "decided_by": decision.decided_by.get_username() if decision.decided_by is not None else None,
             "reason": decision.reason,
             "policy_history_id": prediction.policy_history_id,
             "decided_at": decision.decided_at.isoformat(),

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from audits.events import LedgerEvent
 from audits.ledger import ledger_append
-from hitl_platform.history import historise
+from hitl_platform.history import change_reason, historise
 from reviews.choices import CLAIMABLE_TASK_STATUSES, Route, TaskStatus
 from reviews.exceptions import ReviewWorkflowError
 from reviews.models import Prediction, ReviewTask
@@ -66,7 +66,7 @@ def gold_case_create(*, source: Prediction, gold_label: str, actor, reason: str)
         due_at=now + timedelta(hours=sla_hours),
         created_at=now,
     )
-    historise(task, actor=actor, reason=gold._change_reason)
+    historise(task, actor=actor, reason=change_reason(gold))
     task.save()
     ledger_append(
         event_type=LedgerEvent.GOLD_CASE_CREATED,

@@ -22,11 +22,12 @@ The contract (``POST /api/v1/models/{name}/predictions/``):
   conflicts). New rows are inserted in external_id order, so two overlapping batches never deadlock.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from jsonschema.exceptions import SchemaError
@@ -51,6 +52,9 @@ from reviews.services.policies import (
     routing_policy_sha256,
     routing_policy_snapshot,
 )
+
+if TYPE_CHECKING:
+    from reviews.selectors.predictions import VersionedRoutingPolicy
 
 MAX_BATCH_SIZE = 5000
 MAX_EXTERNAL_ID_LENGTH = 200
@@ -80,7 +84,8 @@ class _Item:
     attributes: dict[str, Any]
     label: str | None
     confidence: float | None
-    scores: dict[str, float] | None
+    # The platform's scores keep a model's non-finite answers as None (see models_registry.scoring).
+    scores: dict[str, float | None] | None
     explanation: Any
     version_number: int | None
     payload_sha256: str
@@ -88,6 +93,23 @@ class _Item:
     scored_by_platform: bool = False
     confidence_problem: str = ""
     routing: RoutingResult | None = field(default=None)
+
+    # Intake fills an item in steps and refuses the batch at the first step any item fails, so each step after
+    # the one filling a value can rely on it.
+    @property
+    def resolved_version(self) -> ModelVersion:
+        assert self.version is not None, "_resolve_versions refuses a batch with an item it found no version for"
+        return self.version
+
+    @property
+    def known_label(self) -> str:
+        assert self.label is not None, "_store refuses a batch with an item its version could not score"
+        return self.label
+
+    @property
+    def routed(self) -> RoutingResult:
+        assert self.routing is not None, "_store routes every new item before building its rows"
+        return self.routing
 
 
 # Compiled validators, one per (model, schema content): compiling is far slower than validating.
@@ -207,6 +229,8 @@ def _parse_items(model: MLModel, raw_items: Sequence[Any], errors: list[IntakeEr
             error("version", "Enter a version number (a whole number from 1).")
 
         if len(errors) == before:
+            # No error for this item: the checks above found its external_id a string and its features an object.
+            assert isinstance(external_id, str) and isinstance(features, dict)
             items.append(
                 _Item(
                     index=index,
@@ -244,14 +268,14 @@ def _resolve_versions(model: MLModel, items: list[_Item], errors: list[IntakeErr
                 )
             item.version = production
             continue
-        version = by_number.get(item.version_number)
-        if version is None:
+        named = by_number.get(item.version_number)
+        if named is None:
             errors.append(IntakeError(item.index, "version", f"{model.name} has no version {item.version_number}."))
-        elif version.stage == Stage.REJECTED:
+        elif named.stage == Stage.REJECTED:
             errors.append(
-                IntakeError(item.index, "version", f"Version {version.number} was rejected and may not be used.")
+                IntakeError(item.index, "version", f"Version {named.number} was rejected and may not be used.")
             )
-        item.version = version
+        item.version = named
 
 
 def _score(model: MLModel, items: list[_Item]) -> dict[int, IntakeError]:
@@ -264,11 +288,13 @@ def _score(model: MLModel, items: list[_Item]) -> dict[int, IntakeError]:
     by_version: dict[int, list[_Item]] = {}
     for item in items:
         if item.label is None:
-            by_version.setdefault(item.version.pk, []).append(item)
+            by_version.setdefault(item.resolved_version.pk, []).append(item)
     failures = {}
     for version_id, group in by_version.items():
         try:
-            scored = score_batch(model=model, version=group[0].version, features=[item.features for item in group])
+            scored = score_batch(
+                model=model, version=group[0].resolved_version, features=[item.features for item in group]
+            )
         except ScoringError as exc:
             failures[version_id] = IntakeError(None, "label", str(exc))
             continue
@@ -279,7 +305,7 @@ def _score(model: MLModel, items: list[_Item]) -> dict[int, IntakeError]:
     return failures
 
 
-def _stored_result(item: _Item, row: dict[str, Any]) -> dict[str, Any]:
+def _stored_result(item: _Item, row: Mapping[str, Any]) -> dict[str, Any]:
     label = row["decision__final_label"]
     return {
         "external_id": item.external_id,
@@ -292,7 +318,13 @@ def _stored_result(item: _Item, row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _routed_entry(prediction: Prediction, version: ModelVersion, task: ReviewTask | None, actor) -> LedgerEntry:
+def _all_filled(results: list[dict[str, Any] | None]) -> list[dict[str, Any]]:
+    filled = [result for result in results if result is not None]
+    assert len(filled) == len(results), "every item is stored, or replayed, or the batch refused"
+    return filled
+
+
+def _routed_entry(prediction: Prediction, version: ModelVersion, task: ReviewTask | None, actor: User) -> LedgerEntry:
     return LedgerEntry(
         event_type=LedgerEvent.PREDICTION_ROUTED,
         object_type="reviews.prediction",
@@ -321,7 +353,12 @@ def _routed_entry(prediction: Prediction, version: ModelVersion, task: ReviewTas
 
 @transaction.atomic
 def _store(
-    *, model: MLModel, items: list[_Item], policy, actor, scoring_failures: dict[int, IntakeError]
+    *,
+    model: MLModel,
+    items: list[_Item],
+    policy: "VersionedRoutingPolicy",
+    actor: User,
+    scoring_failures: dict[int, IntakeError],
 ) -> IntakeOutcome:
     existing = existing_predictions_by_external_id(model=model, external_ids=[item.external_id for item in items])
     results: list[dict[str, Any] | None] = [None] * len(items)
@@ -344,10 +381,10 @@ def _store(
     if conflicts:
         raise IntakeConflictError(conflicts, total=len(items))
     if not new_items:
-        return IntakeOutcome(results=results, created=0, replayed=len(items))
+        return IntakeOutcome(results=_all_filled(results), created=0, replayed=len(items))
 
     # Only a version that could not score an item to be stored fails the batch, as if only those were scored.
-    failed = {item.version.pk for _, item in new_items if item.label is None} & scoring_failures.keys()
+    failed = {item.resolved_version.pk for _, item in new_items if item.label is None} & scoring_failures.keys()
     if failed:
         raise IntakeValidationError(
             [failure for version_id, failure in scoring_failures.items() if version_id in failed], total=len(items)
@@ -360,10 +397,10 @@ def _store(
             Case(
                 external_id=item.external_id,
                 features=item.features,
-                label=item.label,
+                label=item.known_label,
                 confidence=item.confidence,
-                version_number=item.version.number,
-                version_stage=item.version.stage,
+                version_number=item.resolved_version.number,
+                version_stage=item.resolved_version.stage,
                 confidence_problem=item.confidence_problem,
             ),
         )
@@ -376,23 +413,23 @@ def _store(
     predictions = [
         Prediction(
             model_id=model.pk,
-            version_id=item.version.pk,
+            version_id=item.resolved_version.pk,
             external_id=item.external_id,
             payload_sha256=item.payload_sha256,
             input_sha256=sha256_hex(canonical_json(item.features)),
             features=item.features,
             sensitive_attributes=item.attributes,
-            predicted_label=item.label,
+            predicted_label=item.known_label,
             confidence=item.confidence,
             scores=item.scores or {},
             explanation=item.explanation,
             scored_by_platform=item.scored_by_platform,
-            route=item.routing.route,
-            route_reasons=list(item.routing.reasons),
+            route=item.routed.route,
+            route_reasons=list(item.routed.reasons),
             policy_history_id=policy.history_id,
             policy_sha256=policy_sha256,
-            priority=item.routing.priority,
-            is_qa_sample=item.routing.is_qa_sample,
+            priority=item.routed.priority,
+            is_qa_sample=item.routed.is_qa_sample,
             submitted_by_id=actor.pk,
             created_at=now,
         )
@@ -429,11 +466,11 @@ def _store(
                 prediction_id=prediction.pk,
                 model_id=model.pk,
                 status=TaskStatus.OPEN,
-                reviews_required=item.routing.reviews_required,
-                needs_adjudication=item.routing.needs_adjudication,
-                priority=item.routing.priority,
+                reviews_required=item.routed.reviews_required,
+                needs_adjudication=item.routed.needs_adjudication,
+                priority=item.routed.priority,
                 due_at=due_at,
-                escalation_reason="; ".join(item.routing.escalation_reasons),
+                escalation_reason="; ".join(item.routed.escalation_reasons),
                 created_at=now,
             )
             for prediction, (_, item) in zip(predictions, new_items, strict=True)
@@ -454,7 +491,7 @@ def _store(
     for prediction, (position, item) in zip(predictions, new_items, strict=True):
         task = task_by_prediction.get(prediction.pk)
         decision = decision_by_prediction.get(prediction.pk)
-        entries.append(_routed_entry(prediction, item.version, task, actor))
+        entries.append(_routed_entry(prediction, item.resolved_version, task, actor))
         if decision is not None:
             entries.append(decision_entry_by_prediction[prediction.pk])
         results[position] = {
@@ -467,10 +504,10 @@ def _store(
             "replayed": False,
         }
     ledger_append_many(entries, returning=False)
-    return IntakeOutcome(results=results, created=len(predictions), replayed=len(items) - len(predictions))
+    return IntakeOutcome(results=_all_filled(results), created=len(predictions), replayed=len(items) - len(predictions))
 
 
-def predictions_ingest(*, model: MLModel, items: Sequence[Any], actor) -> IntakeOutcome:
+def predictions_ingest(*, model: MLModel, items: Sequence[Any], actor: User) -> IntakeOutcome:
     """Validate, score, route and store a batch of predictions for one model; see the module docstring.
 
     Raises ``IntakeValidationError`` (400) or ``IntakeConflictError`` (409); in both cases nothing is stored.

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from audits.events import LedgerEvent
 from audits.ledger import ledger_append
-from hitl_platform.history import historise
+from hitl_platform.history import change_reason, historise
 from models_registry.services import ml_model_check_writer
 from reviews.exceptions import OutcomeConflictError
 from reviews.models import PERSONAL_DATA_FIELDS, Prediction
@@ -62,7 +62,7 @@ def prediction_report_outcome(
                 "label": label,
                 "previous_label": previous or None,
                 "correction": bool(previous),
-                "reason": locked._change_reason,
+                "reason": change_reason(locked),
                 "input_sha256": locked.input_sha256,
             },
         )

@@ -4,20 +4,23 @@ The console (admin) and any other caller change a policy only through these serv
 own service and permission: turning it on sends every new case of the model to human review.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from audits.events import LedgerEvent
 from audits.ledger import canonical_json, ledger_append, sha256_hex
-from hitl_platform.history import historise
+from hitl_platform.history import change_reason, historise
 from models_registry.models import MLModel
 from reviews.choices import AssignmentStrategy, ConsensusRule
 from reviews.models import RoutingPolicy
 from reviews.routing import PolicySnapshot, Rule, RuleError
 from reviews.selectors.predictions import routing_policy_for_model
+
+if TYPE_CHECKING:
+    from reviews.selectors.predictions import VersionedRoutingPolicy
 
 MAX_REVIEWS_REQUIRED = 10
 
@@ -39,7 +42,7 @@ def _whole_number(value: Any, *, minimum: int, maximum: int | None = None) -> in
     return value
 
 
-def _choice(value: Any, choices: type) -> str:
+def _choice(value: Any, choices: type[models.TextChoices]) -> str:
     if value not in choices.values:
         raise ValidationError(f"Choose one of: {', '.join(choices.values)}.")
     return value
@@ -120,11 +123,11 @@ def _policy_payload(policy: RoutingPolicy, **extra: Any) -> dict[str, Any]:
     return {"policy_id": policy.pk, "model_id": policy.model_id, "model": policy.model.name, **extra}
 
 
-def routing_policy_get_or_create_default(*, model: MLModel) -> RoutingPolicy:
+def routing_policy_get_or_create_default(*, model: MLModel) -> "VersionedRoutingPolicy":
     """The model's routing policy, created with the defaults (reviews by risk tier) if it has none yet."""
-    policy = routing_policy_for_model(model=model)
-    if policy is not None:
-        return policy
+    existing = routing_policy_for_model(model=model)
+    if existing is not None:
+        return existing
     try:
         with transaction.atomic():
             policy = RoutingPolicy(model=model)
@@ -138,13 +141,15 @@ def routing_policy_get_or_create_default(*, model: MLModel) -> RoutingPolicy:
                 event_type=LedgerEvent.POLICY_CREATED,
                 object_type="reviews.routingpolicy",
                 object_id=policy.pk,
-                payload=_policy_payload(policy, settings=routing_policy_settings(policy), reason=policy._change_reason),
+                payload=_policy_payload(policy, settings=routing_policy_settings(policy), reason=change_reason(policy)),
             )
     except IntegrityError:
         # Another request created it at the same moment: theirs is read below.
         pass
     # Read back with the version (history id) a case routed under it records.
-    return routing_policy_for_model(model=model)
+    created = routing_policy_for_model(model=model)
+    assert created is not None, "created above, or by the concurrent request whose insert failed ours"
+    return created
 
 
 def routing_policy_settings(policy: RoutingPolicy) -> dict[str, Any]:

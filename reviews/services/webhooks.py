@@ -87,7 +87,8 @@ def webhook_url_problem(url: str) -> str:
         return ""
     host = urlsplit(url).hostname or ""
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
+        # An IPv4 or IPv6 answer's address is a string (typeshed's union also covers other families).
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
     except (OSError, UnicodeError):
         return f"The host {host} cannot be resolved."
     for address in sorted(addresses):

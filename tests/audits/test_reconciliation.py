@@ -99,9 +99,7 @@ def governed(ml_engineer, compliance_officer, reviewer_a, reviewer_b) -> Governe
     )
     for reviewer in (reviewer_a, reviewer_b):
         assignment = assignment_claim_next(reviewer=reviewer)
-        review_submit(
-            assignment_id=assignment.pk, reviewer=reviewer, label="deny", rationale="Too large.", time_spent_seconds=20
-        )
+        review_submit(assignment_id=assignment.pk, reviewer=reviewer, label="deny", rationale="Too large.")
     reviewed = Prediction.objects.get(external_id="application-2")
     return Governed(
         model=model,
