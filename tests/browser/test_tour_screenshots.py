@@ -12,12 +12,14 @@ import io
 import os
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db.models import F
 from django.urls import reverse
+from django.utils import timezone
 from playwright.sync_api import Browser, Locator, Page, expect
 from pytest_django.live_server_helper import LiveServer
 
@@ -160,7 +162,8 @@ def case_trail_stop(page: Page, live_server: LiveServer, model: MLModel) -> None
             page.locator("#review table:not(#reviews) tbody td:nth-child(4)"),
             page.locator("#reviews tbody td:first-child"),
             page.locator("#history tbody td:first-child"),
-            page.locator("#ledger tbody td:nth-child(2)"),
+            # The events' own "when" cells, not the cells of the payload tables inside them.
+            page.locator("#ledger table").first.locator(":scope > tbody > tr > td:nth-child(2)"),
         ],
     )
 
@@ -203,7 +206,9 @@ def reviewer_form_stop(page: Page, model: MLModel) -> None:
 
     expect(page).to_have_url(re.compile(r"/review/assignments/\d+/$"))
     claimed = Assignment.objects.select_related("task__prediction").get(pk=int(page.url.rstrip("/").split("/")[-1]))
-    expect(page.locator("#case-title")).to_contain_text(f"Case {claimed.task_id}")
+    expect(page.locator("#case-title")).to_contain_text(claimed.task.prediction.case_name)
+    # As if the reviewer had read the case for a minute: a two-second review would be questioned first.
+    Assignment.objects.filter(pk=claimed.pk).update(claimed_at=timezone.now() - timedelta(minutes=1))
     expect(page.locator("#model-answer")).to_contain_text(claimed.task.prediction.predicted_label)
     expect(page.locator(".reasons")).to_contain_text(claimed.task.prediction.route_reasons[0])
     page.check("input[name=label][value=deny]")
