@@ -4,14 +4,19 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
-from simple_history.admin import SimpleHistoryAdmin
 
 from audits.choices import JobStatus
 from audits.events import LEDGER_EVENT_TYPES, ledger_event_label
 from audits.models import DecisionEvent, Export
 from audits.selectors.exports import exports_visible_to
 from hitl_platform import humanize
-from hitl_platform.admin_site import EstimatedCountPaginator, GovernedAdminMixin, count_column, timestamp_column
+from hitl_platform.admin_site import (
+    EstimatedCountPaginator,
+    GovernedAdminMixin,
+    ReadableHistoryAdmin,
+    count_column,
+    timestamp_column,
+)
 from reviews.models import PERSONAL_DATA_FIELDS
 
 
@@ -105,7 +110,7 @@ class DecisionEventAdmin(GovernedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Export)
-class ExportAdmin(GovernedAdminMixin, SimpleHistoryAdmin):
+class ExportAdmin(GovernedAdminMixin, ReadableHistoryAdmin):
     """Exports and their progress; the file is offered on the export's page when done, to its requester."""
 
     list_display = (

@@ -5,18 +5,22 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
-from simple_history.admin import SimpleHistoryAdmin
 
 from audits.choices import AuditStatus
 from audits.models import AuditPolicy, BiasAudit
 from audits.selectors.bias_audit_report import bias_audit_report, bias_audit_with_figures, bias_audits_readable_by
 from audits.services.bias_audits import POLICY_FIELDS, audit_policy_update, bias_audit_retry
 from hitl_platform import humanize
-from hitl_platform.admin_site import GovernedAdminMixin, HistoryVersionsReadOnlyMixin, timestamp_column
+from hitl_platform.admin_site import (
+    GovernedAdminMixin,
+    HistoryVersionsReadOnlyMixin,
+    ReadableHistoryAdmin,
+    timestamp_column,
+)
 
 
 @admin.register(BiasAudit)
-class BiasAuditAdmin(GovernedAdminMixin, SimpleHistoryAdmin):
+class BiasAuditAdmin(GovernedAdminMixin, ReadableHistoryAdmin):
     """Audits, newest first; an audit's page is its report."""
 
     list_display = (
@@ -140,7 +144,7 @@ class AuditPolicyForm(forms.ModelForm):
 
 
 @admin.register(AuditPolicy)
-class AuditPolicyAdmin(HistoryVersionsReadOnlyMixin, SimpleHistoryAdmin):
+class AuditPolicyAdmin(HistoryVersionsReadOnlyMixin, ReadableHistoryAdmin):
     """Per-model audit thresholds, the production gate's freshness and the audit schedule; never deleted."""
 
     form = AuditPolicyForm

@@ -5,19 +5,18 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.safestring import mark_safe
-from simple_history.admin import SimpleHistoryAdmin
 
 from audits.choices import AuditStatus
 from audits.drift_charts import psi_bars_svg
 from audits.models import DriftCheck, RetrainingJob
 from audits.presentation_retraining import retraining_report_build
 from audits.selectors.retraining import retraining_jobs_list
-from hitl_platform.admin_site import GovernedAdminMixin, count_column, timestamp_column
+from hitl_platform.admin_site import GovernedAdminMixin, ReadableHistoryAdmin, count_column, timestamp_column
 from models_registry.selectors import ml_models_readable_by
 
 
 @admin.register(RetrainingJob)
-class RetrainingJobAdmin(GovernedAdminMixin, SimpleHistoryAdmin):
+class RetrainingJobAdmin(GovernedAdminMixin, ReadableHistoryAdmin):
     """Jobs, newest first; a job's page shows what it learnt from and how its candidate compares."""
 
     list_display = (

@@ -6,11 +6,16 @@ import logging
 from functools import cached_property
 
 from django.contrib import admin
+from django.core.exceptions import FieldDoesNotExist
 from django.core.paginator import Paginator
 from django.db import DatabaseError, connection
 from django.db.models import Field, Model
 from django.http import HttpResponseNotAllowed
 from django.urls import path
+from django.utils.html import conditional_escape
+from django.utils.text import capfirst
+from simple_history.admin import SimpleHistoryAdmin
+from simple_history.template_utils import HistoricalRecordContextHelper
 
 from hitl_platform import humanize
 
@@ -105,6 +110,43 @@ class ReadableJsonMixin:
             return shown
 
         return [(title, {**options, "fields": swapped(options["fields"])}) for title, options in fieldsets]
+
+
+def history_value_readable(value) -> str:
+    """A changed value as a person reads it on a history page: JSON as JSON, whole."""
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return humanize.MISSING if value is None or value == "" else str(value)
+
+
+class WholeValuesContextHelper(HistoricalRecordContextHelper):
+    """simple-history's diff, without shortening a value to its first and last characters (which cut rules and
+    reasons in the middle) and with JSON values as JSON rather than Python reprs."""
+
+    def stringify_delta_change_values(self, change, old, new):
+        return conditional_escape(history_value_readable(old)), conditional_escape(history_value_readable(new))
+
+
+class ReadableHistoryAdmin(SimpleHistoryAdmin):
+    """simple-history's admin, its history page headed by the fields' names as the forms show them."""
+
+    object_history_list_template = "admin/readable_history_list.html"
+
+    def history_view(self, request, object_id, extra_context=None):
+        labels = [(name, self.history_column_label(name)) for name in self.get_history_list_display(request)]
+        return super().history_view(request, object_id, extra_context={**(extra_context or {}), "columns": labels})
+
+    def history_column_label(self, name: str) -> str:
+        method = getattr(self, name, None)
+        if callable(method):
+            return capfirst(str(getattr(method, "short_description", name.replace("_", " "))))
+        try:
+            return capfirst(str(self.model._meta.get_field(name).verbose_name))
+        except FieldDoesNotExist:
+            return capfirst(name.replace("_", " "))
+
+    def get_historical_record_context_helper(self, request, historical_record):
+        return WholeValuesContextHelper(self.model, historical_record)
 
 
 class EstimatedCountPaginator(Paginator):

@@ -18,9 +18,8 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
-from simple_history.admin import SimpleHistoryAdmin
 
-from hitl_platform.admin_site import ReadableJsonMixin, timestamp_column
+from hitl_platform.admin_site import ReadableHistoryAdmin, ReadableJsonMixin, timestamp_column
 from models_registry.choices import PromotionStatus
 from models_registry.forms import MLModelChangeForm, PromotionDecisionForm
 from models_registry.gates import promotion_gates_run
@@ -71,7 +70,7 @@ def _gates_now(promotion_request: PromotionRequest) -> list[dict]:
     return [result.as_dict() for result in results]
 
 
-class RegistryHistoryAdmin(SimpleHistoryAdmin):
+class RegistryHistoryAdmin(ReadableHistoryAdmin):
     """History views that only show: django-simple-history saves a form posted to a historical version's page
     for anyone who may view the record, which would let a read-only user write an old state back."""
 

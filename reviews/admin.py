@@ -22,13 +22,13 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from simple_history.admin import SimpleHistoryAdmin
 
 from hitl_platform import humanize
 from hitl_platform.admin_site import (
     EstimatedCountPaginator,
     GovernedAdminMixin,
     HistoryVersionsReadOnlyMixin,
+    ReadableHistoryAdmin,
     ReadableJsonMixin,
     percent_column,
     timestamp_column,
@@ -115,12 +115,12 @@ class CaseSearchMixin:
         return queryset.filter(match), False
 
 
-class ReadOnlyHistoryAdmin(GovernedAdminMixin, SimpleHistoryAdmin):
+class ReadOnlyHistoryAdmin(GovernedAdminMixin, ReadableHistoryAdmin):
     """Read-only console view with the record's history (who changed what, when, and why)."""
 
 
 @admin.register(RoutingPolicy)
-class RoutingPolicyAdmin(HistoryVersionsReadOnlyMixin, SimpleHistoryAdmin):
+class RoutingPolicyAdmin(HistoryVersionsReadOnlyMixin, ReadableHistoryAdmin):
     """Compliance officers change a model's routing here, always with a reason (historised and in the ledger)."""
 
     list_display = (

@@ -33,7 +33,7 @@ class RoutingPolicy(models.Model):
 
     model = models.OneToOneField(MLModel, on_delete=models.PROTECT, related_name="routing_policy")
     auto_decide_threshold = models.FloatField(
-        default=0.8, help_text="Cases at or above this confidence are decided automatically."
+        "Auto-decide threshold", default=0.8, help_text="Cases at or above this confidence are decided automatically."
     )
     label_thresholds = models.JSONField(
         default=dict, blank=True, help_text='Per-label thresholds, e.g. {"deny": 0.95}; override the default.'
@@ -43,22 +43,35 @@ class RoutingPolicy(models.Model):
         blank=True,
         help_text='Business rules: [{"field", "operator", "value", "action": "review"|"escalate", "reason"}].',
     )
-    qa_sample_rate = models.FloatField(default=0.05, help_text="Share of confident cases still sent to review.")
+    qa_sample_rate = models.FloatField(
+        "QA sample rate", default=0.05, help_text="Share of confident cases still sent to review."
+    )
     reviews_required = models.PositiveSmallIntegerField(
-        null=True, blank=True, help_text="Independent reviews per case; empty means the risk tier's default."
+        "Reviews per case",
+        null=True,
+        blank=True,
+        help_text="Independent reviews per case; empty means the risk tier's default.",
     )
-    consensus_rule = models.CharField(max_length=20, choices=ConsensusRule.choices, default=ConsensusRule.MAJORITY)
+    consensus_rule = models.CharField(
+        "Consensus rule", max_length=20, choices=ConsensusRule.choices, default=ConsensusRule.MAJORITY
+    )
     min_agreement = models.FloatField(
-        default=0.5, help_text="Share of (weighted) votes the winning label needs; below it the case escalates."
+        "Minimum agreement",
+        default=0.5,
+        help_text="Share of (weighted) votes the winning label needs; below it the case escalates.",
     )
-    sla_hours = models.PositiveIntegerField(default=24)
-    blind_review = models.BooleanField(default=False, help_text="Hide the model's answer from reviewers.")
+    sla_hours = models.PositiveIntegerField("SLA (hours)", default=24)
+    blind_review = models.BooleanField(
+        "Blind review", default=False, help_text="Hide the model's answer from reviewers."
+    )
     assignment_strategy = models.CharField(
-        max_length=20, choices=AssignmentStrategy.choices, default=AssignmentStrategy.PULL
+        "Assignment strategy", max_length=20, choices=AssignmentStrategy.choices, default=AssignmentStrategy.PULL
     )
-    max_open_claims_per_reviewer = models.PositiveSmallIntegerField(default=3)
-    lease_minutes = models.PositiveSmallIntegerField(default=15)
-    gold_rate = models.FloatField(default=0.0, help_text="Share of claims that serve a gold (known-answer) case.")
+    max_open_claims_per_reviewer = models.PositiveSmallIntegerField("Open claims per reviewer (at most)", default=3)
+    lease_minutes = models.PositiveSmallIntegerField("Claim lease (minutes)", default=15)
+    gold_rate = models.FloatField(
+        "Gold case rate", default=0.0, help_text="Share of claims that serve a gold (known-answer) case."
+    )
     stop_switch_on = models.BooleanField(
         default=False, help_text="While on, every new case goes to human review (EU AI Act art. 14(4)(e))."
     )

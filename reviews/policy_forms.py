@@ -28,19 +28,6 @@ MAX_RULE_TEXT_LENGTH = 500
 # Rows are edited as formsets; every other editable setting is a field of the form itself.
 ROW_SETTINGS = ("rules", "label_thresholds")
 SETTING_FIELDS = [name for name in EDITABLE_FIELDS if name not in ROW_SETTINGS]
-SETTING_LABELS = {
-    "auto_decide_threshold": "Auto-decide threshold",
-    "qa_sample_rate": "QA sample rate",
-    "reviews_required": "Reviews per case",
-    "consensus_rule": "Consensus rule",
-    "min_agreement": "Minimum agreement",
-    "sla_hours": "SLA (hours)",
-    "blind_review": "Blind review",
-    "assignment_strategy": "Assignment strategy",
-    "max_open_claims_per_reviewer": "Open claims per reviewer (at most)",
-    "lease_minutes": "Claim lease (minutes)",
-    "gold_rate": "Gold case rate",
-}
 OPERATOR_CHOICES = [("", "---------")] + [
     (operator, operator if OPERATOR_WORDS[operator] == operator else f"{operator} ({OPERATOR_WORDS[operator]})")
     for operator in OPERATORS
@@ -356,7 +343,6 @@ class RoutingPolicyForm(forms.ModelForm):
     class Meta:
         model = RoutingPolicy
         fields = SETTING_FIELDS
-        labels = SETTING_LABELS
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
