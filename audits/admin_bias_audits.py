@@ -17,6 +17,7 @@ from hitl_platform.admin_site import (
     ReadableHistoryAdmin,
     timestamp_column,
 )
+from hitl_platform.types import authenticated_user
 
 
 @admin.register(BiasAudit)
@@ -100,7 +101,7 @@ class BiasAuditAdmin(GovernedAdminMixin, ReadableHistoryAdmin):
         queued, refused = [], []
         for audit in queryset.filter(status=AuditStatus.FAILED).select_related("model"):
             try:
-                bias_audit_retry(audit=audit, actor=request.user)
+                bias_audit_retry(audit=audit, actor=authenticated_user(request))
             except (PermissionDenied, ValidationError):
                 refused.append(str(audit.pk))
             else:
@@ -172,7 +173,7 @@ class AuditPolicyAdmin(HistoryVersionsReadOnlyMixin, ReadableHistoryAdmin):
         changes = {name: form.cleaned_data[name] for name in POLICY_FIELDS}
         saved = audit_policy_update(
             model=form.cleaned_data.get("model") or obj.model,
-            actor=request.user,
+            actor=authenticated_user(request),
             reason=form.cleaned_data["reason"],
             **changes,
         )

@@ -157,7 +157,7 @@ def decision_appeal(request: HttpRequest, decision_id: int) -> HttpResponse:
             decision_reverse_on_appeal(
                 decision=decision,
                 final_label=form.cleaned_data["final_label"],
-                actor=request.user,
+                actor=authenticated_user(request),
                 reason=form.cleaned_data["reason"],
             )
         except ValidationError as exc:
@@ -178,7 +178,7 @@ def ledger_page(request: HttpRequest) -> HttpResponse:
     POST queues a new full verification."""
     _require(request, "audits.verify_ledger")
     if request.method == "POST":
-        check = ledger_check_request(actor=request.user)
+        check = ledger_check_request(actor=authenticated_user(request))
         if check.status == LedgerCheckStatus.FAILED:
             messages.error(request, f"Verification {check.pk} could not start. {check.problem}")
         else:
@@ -225,7 +225,7 @@ def export_new(request: HttpRequest) -> HttpResponse:
         start, end = form.period()
         try:
             export = export_request(
-                actor=request.user,
+                actor=authenticated_user(request),
                 kind=form.cleaned_data["kind"],
                 format=form.cleaned_data["format"],
                 prediction=form.cleaned_data.get("prediction"),
@@ -274,7 +274,7 @@ def bias_audit_new(request: HttpRequest) -> HttpResponse:
         since, until = form.period()
         try:
             audit = bias_audit_request(
-                actor=request.user,
+                actor=authenticated_user(request),
                 model=form.cleaned_data["model"],
                 population=form.cleaned_data["population"],
                 sensitive_attributes=form.cleaned_data["sensitive_attributes"],
@@ -321,7 +321,7 @@ def bias_audit_run_again(request: HttpRequest, audit_id: int) -> HttpResponse:
     if audit is None:
         raise Http404("No such bias audit.")
     try:
-        audit = bias_audit_retry(audit=audit, actor=request.user)
+        audit = bias_audit_retry(audit=audit, actor=authenticated_user(request))
     except ValidationError as exc:
         messages.error(request, " ".join(message for errors in exc.message_dict.values() for message in errors))
     else:

@@ -25,6 +25,7 @@ from audits.services.threshold_recommendation import threshold_recommendation_ap
 from audits.threshold_charts import ThresholdMarker, reliability_chart_svg
 from audits.thresholds import DEFAULT_CONFIDENCE_LEVEL, DEFAULT_TARGET_ERROR_RATE, ConfidenceBand, OperatingPoint
 from audits.views import _context, _require
+from hitl_platform.types import authenticated_user
 from models_registry.selectors import ml_models_readable_by
 from reviews.forms import MAX_TEXT_LENGTH
 from reviews.routing import format_number, format_probability, format_rate
@@ -194,7 +195,7 @@ def threshold_recommendation_page(request: HttpRequest, model_id: int) -> HttpRe
             was = routing_policy_effective(model.pk).auto_decide_threshold
             try:
                 policy = threshold_recommendation_apply(
-                    actor=request.user,
+                    actor=authenticated_user(request),
                     model=model,
                     target_error=data["target_error"],
                     confidence_level=data["confidence"],

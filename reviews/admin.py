@@ -33,6 +33,7 @@ from hitl_platform.admin_site import (
     percent_column,
     timestamp_column,
 )
+from hitl_platform.types import authenticated_user
 from models_registry.models import MLModel
 from reviews.choices import TaskStatus
 from reviews.models import (
@@ -203,7 +204,7 @@ class RoutingPolicyAdmin(HistoryVersionsReadOnlyMixin, ReadableHistoryAdmin):
         if request.method == "POST" and form.is_valid():
             try:
                 routing_policy_set_stop_switch(
-                    policy=policy, on=turn_on, actor=request.user, reason=form.cleaned_data["reason"]
+                    policy=policy, on=turn_on, actor=authenticated_user(request), reason=form.cleaned_data["reason"]
                 )
             except ValidationError as exc:
                 form.add_error(None, exc)

@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
+from hitl_platform.types import authenticated_user
 from reviews.choices import CLAIMABLE_TASK_STATUSES, AssignmentStatus, TaskStatus
 from reviews.exceptions import ReviewWorkflowError
 from reviews.forms import (
@@ -81,7 +82,7 @@ def next_task(request: HttpRequest) -> HttpResponse:
     """POST claims the next case (or returns the one already held) and opens its form."""
     if request.method != "POST":
         return redirect("reviews:queue")
-    assignment = assignment_claim_next(reviewer=request.user)
+    assignment = assignment_claim_next(reviewer=authenticated_user(request))
     if assignment is None:
         messages.info(request, "No case is waiting for you right now. Check back soon.")
         return redirect("reviews:queue")
@@ -130,7 +131,7 @@ def review(request: HttpRequest, pk: int) -> HttpResponse:
             try:
                 result = review_submit(
                     assignment_id=assignment.pk,
-                    reviewer=request.user,
+                    reviewer=authenticated_user(request),
                     label=form.cleaned_data["label"],
                     rationale=form.cleaned_data["rationale"],
                 )
@@ -178,7 +179,9 @@ def skip(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, "Say why you skip this case; it was not handed back.")
         return redirect("reviews:review", pk=assignment.pk)
     try:
-        assignment_release(assignment_id=assignment.pk, reviewer=request.user, reason=form.cleaned_data["reason"])
+        assignment_release(
+            assignment_id=assignment.pk, reviewer=authenticated_user(request), reason=form.cleaned_data["reason"]
+        )
     except ReviewWorkflowError as problem:
         messages.error(request, str(problem))
         return redirect("reviews:review", pk=assignment.pk)
@@ -203,7 +206,7 @@ def correct(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             review_correct(
                 review_id=original.pk,
-                reviewer=request.user,
+                reviewer=authenticated_user(request),
                 label=form.cleaned_data["label"],
                 rationale=form.cleaned_data["rationale"],
                 reason=form.cleaned_data["reason"],
@@ -239,7 +242,7 @@ def adjudicate(request: HttpRequest, task_pk: int) -> HttpResponse:
         try:
             decision = task_adjudicate(
                 task_id=task.pk,
-                adjudicator=request.user,
+                adjudicator=authenticated_user(request),
                 label=form.cleaned_data["label"],
                 reason=form.cleaned_data["reason"],
                 time_spent_seconds=form.cleaned_data["time_spent_seconds"],
@@ -294,7 +297,7 @@ def appeal(request: HttpRequest, decision_id: int) -> HttpResponse:
             reversed_decision = decision_reverse_on_appeal(
                 decision=decision,
                 final_label=form.cleaned_data["final_label"],
-                actor=request.user,
+                actor=authenticated_user(request),
                 reason=form.cleaned_data["reason"],
             )
         except ValidationError as problem:

@@ -20,6 +20,7 @@ from typing import Any, TypedDict
 import pandas as pd
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
@@ -86,7 +87,7 @@ class AuditComputation:
         return min(ratios, default=None)
 
 
-def _may_request(actor, model: MLModel) -> bool:
+def _may_request(actor: User, model: MLModel) -> bool:
     if actor.has_perm("audits.run_biasaudit"):
         return True
     return actor.has_perm("audits.add_biasaudit") and user_may_write_model(actor, model)
@@ -95,7 +96,7 @@ def _may_request(actor, model: MLModel) -> bool:
 @transaction.atomic
 def bias_audit_request(
     *,
-    actor,
+    actor: User | None,
     model: MLModel,
     population: str,
     sensitive_attributes: Sequence[str],
@@ -151,7 +152,7 @@ def bias_audit_request(
     return audit
 
 
-def bias_audit_retry(*, audit: BiasAudit, actor) -> BiasAudit:
+def bias_audit_retry(*, audit: BiasAudit, actor: User) -> BiasAudit:
     """Queue a failed audit again, from the start, keeping its history and attempts."""
     if actor is not None and not _may_request(actor, audit.model):
         raise PermissionDenied("You may not audit this model.")
@@ -232,7 +233,7 @@ def bias_audit_compute_from_cells(
 
 
 def bias_audit_record_computed(
-    *, model: MLModel, version: ModelVersion, computation: AuditComputation, actor, reason: str
+    *, model: MLModel, version: ModelVersion, computation: AuditComputation, actor: User | None, reason: str
 ) -> BiasAudit:
     """Store an audit computed in the caller's process (no task), historised and sealed like any finished one."""
     audit = BiasAudit(
@@ -523,7 +524,7 @@ POLICY_FIELDS = (
 
 
 @transaction.atomic
-def audit_policy_update(*, model: MLModel, actor, reason: str, **changes: Any) -> AuditPolicy:
+def audit_policy_update(*, model: MLModel, actor: User, reason: str, **changes: Any) -> AuditPolicy:
     """Change a model's audit thresholds or schedule, with a reason (historised); keeps its beat entry in step."""
     if actor is not None and not actor.has_perm("audits.change_auditpolicy"):
         raise PermissionDenied("You may not change bias audit policies.")

@@ -5,6 +5,7 @@ import logging
 import tempfile
 from datetime import datetime
 
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files import File
 from django.db import transaction
@@ -25,7 +26,7 @@ logger = logging.getLogger(__name__)
 @transaction.atomic
 def export_request(
     *,
-    actor,
+    actor: User,
     kind: str,
     format: str,
     prediction: Prediction | None = None,

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from audits.anchors import Anchor, AnchorFormatError, anchor_make, anchor_sink
@@ -37,7 +38,7 @@ logger = logging.getLogger(__name__)
 MISMATCHES_KEPT = 200
 
 
-def ledger_check_request(*, actor, origin: str = LedgerCheckOrigin.CONSOLE) -> LedgerCheck:
+def ledger_check_request(*, actor: User | None, origin: str = LedgerCheckOrigin.CONSOLE) -> LedgerCheck:
     """Queue a full verification of the chain; ``actor`` None means the schedule asked."""
     requested_by = actor if getattr(actor, "is_authenticated", False) else None
     check = LedgerCheck.objects.create(requested_by=requested_by, origin=origin)

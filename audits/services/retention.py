@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.db.models import Q
@@ -48,7 +49,7 @@ def _not_yet_purged() -> Q:
     return ~Q(features={}) | ~Q(sensitive_attributes={}) | ~Q(scores={}) | Q(explanation__isnull=False)
 
 
-def retention_purge(*, actor=None, now: datetime | None = None) -> RetentionResult:
+def retention_purge(*, actor: User | None = None, now: datetime | None = None) -> RetentionResult:
     """Erase the personal data of decided cases older than the retention period, except on legal hold.
 
     What goes: a prediction's features, sensitive attributes, class scores and explanation (set empty), and
@@ -123,7 +124,7 @@ def retention_purge(*, actor=None, now: datetime | None = None) -> RetentionResu
     )
 
 
-def _exports_purge(*, cutoff: datetime, actor, reason: str) -> int:
+def _exports_purge(*, cutoff: datetime, actor: User | None, reason: str) -> int:
     """Delete export files made before the cutoff; a file about a model on legal hold is kept."""
     stale = (
         Export.objects.filter(created_at__lt=cutoff)

@@ -5,6 +5,7 @@ The threshold is recomputed here from the database, never taken from the request
 recommendation it came from (target, confidence level, the bound), and in the ledger as ``policy.changed``.
 """
 
+from django.contrib.auth.models import User
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 
 from audits.selectors.threshold_recommendation import threshold_parameter_errors, threshold_recommendation_for
@@ -17,7 +18,7 @@ from reviews.services.policies import routing_policy_get_or_create_default, rout
 
 def threshold_recommendation_apply(
     *,
-    actor,
+    actor: User,
     model: MLModel,
     target_error: float,
     confidence_level: float,

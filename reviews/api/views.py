@@ -171,7 +171,7 @@ class PredictionOutcomeView(APIView):
         serializer.is_valid(raise_exception=True)
         try:
             prediction, changed = prediction_report_outcome(
-                prediction=prediction, actor=request.user, **serializer.validated_data
+                prediction=prediction, actor=authenticated_user(request), **serializer.validated_data
             )
         except DjangoValidationError as exc:
             raise ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages) from exc

@@ -1,5 +1,6 @@
 """Appeals: an adjudicator reopens a final decision with a reason; the original stays in the trail."""
 
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -22,7 +23,7 @@ def _require_reason(reason: str) -> str:
 
 
 @transaction.atomic
-def decision_reverse_on_appeal(*, decision: Decision, final_label: str, actor, reason: str) -> Decision:
+def decision_reverse_on_appeal(*, decision: Decision, final_label: str, actor: User, reason: str) -> Decision:
     """Reopen a final decision on appeal and replace its label: an adjudicator's call, with a reason.
 
     The decision row keeps one current answer (what downstream systems and audits read); the original stays

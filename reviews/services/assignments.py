@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Permission, User
 from django.db import OperationalError, connection, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
@@ -107,7 +107,7 @@ def _open_pushed(assignment: Assignment, *, reviewer, now: datetime) -> Assignme
     return assignment
 
 
-def review_slot_take(task: ReviewTask, *, actor, reason: str) -> None:
+def review_slot_take(task: ReviewTask, *, actor: User, reason: str) -> None:
     """Take one of a locked task's review slots for ``actor`` (a claim, a push, a late submit), with history."""
     task.slots_taken += 1
     task.status = TaskStatus.IN_REVIEW
@@ -122,7 +122,7 @@ def _task_slot_freed(task: ReviewTask) -> None:
         task.status = TaskStatus.IN_REVIEW if task.slots_taken else TaskStatus.OPEN
 
 
-def assignment_claim_next(*, reviewer, now: datetime | None = None) -> Assignment | None:
+def assignment_claim_next(*, reviewer: User, now: datetime | None = None) -> Assignment | None:
     """Claim the most urgent task this reviewer may take, or return the live claim they already hold.
 
     Returns None when nothing is claimable. See the module docstring for the order of checks.
@@ -277,7 +277,7 @@ def _claim_on_postgresql(*, reviewer, now: datetime, skip_locked: bool) -> Assig
     return None
 
 
-def assignment_release(*, assignment_id: int, reviewer, reason: str) -> Assignment:
+def assignment_release(*, assignment_id: int, reviewer: User, reason: str) -> Assignment:
     """The reviewer hands back (skips) their own open assignment, with a reason; the slot is freed.
 
     The task never comes back to this reviewer: an assignment in any status counts as already assigned.

@@ -7,6 +7,7 @@ the caller's transaction, so a receiver that is down loses nothing and a rolled-
 from collections.abc import Sequence
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -45,7 +46,9 @@ def reviewers_named(user_ids: Sequence[int]) -> list[dict]:
     return [{"id": user_id, "username": names.get(user_id, "")} for user_id in dict.fromkeys(user_ids)]
 
 
-def decision_ledger_entry(decision: Decision, prediction: Prediction, *, actor, reason: str) -> LedgerEntry:
+def decision_ledger_entry(
+    decision: Decision, prediction: Prediction, *, actor: User | None, reason: str
+) -> LedgerEntry:
     return LedgerEntry(
         event_type=LedgerEvent.DECISION_MADE,
         object_type="reviews.decision",
@@ -111,7 +114,7 @@ def decision_webhooks_fan_out(
 
 
 def decisions_create_bulk(
-    *, decisions: Sequence[Decision], predictions_by_id: dict[int, Prediction], actor, reason: str
+    *, decisions: Sequence[Decision], predictions_by_id: dict[int, Prediction], actor: User | None, reason: str
 ) -> tuple[list[Decision], list[LedgerEntry], list[WebhookDelivery]]:
     """Insert decisions with history and outbox rows; return the ledger entries for the caller to append.
 
@@ -146,7 +149,7 @@ def decision_record(
     final_label: str,
     source: str,
     agreement: float | None,
-    decided_by,
+    decided_by: User | None,
     reason: str,
     reviewers: Sequence[dict] = (),
 ) -> Decision:

@@ -9,6 +9,7 @@ reviews feed each reviewer's accuracy on gold and the reliability weights of the
 import uuid
 from datetime import timedelta
 
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -22,7 +23,7 @@ from reviews.selectors.policies import routing_policy_effective
 
 
 @transaction.atomic
-def gold_case_create(*, source: Prediction, gold_label: str, actor, reason: str) -> ReviewTask:
+def gold_case_create(*, source: Prediction, gold_label: str, actor: User, reason: str) -> ReviewTask:
     """Make a gold case from a real prediction and its known answer; returns the gold case's review task."""
     model = source.model
     if gold_label not in model.labels:
@@ -87,7 +88,7 @@ def gold_case_create(*, source: Prediction, gold_label: str, actor, reason: str)
 
 
 @transaction.atomic
-def gold_case_retire(*, task_id: int, actor, reason: str) -> ReviewTask:
+def gold_case_retire(*, task_id: int, actor: User, reason: str) -> ReviewTask:
     """Stop serving a gold case (its answer was wrong, or every reviewer has seen it); its reviews stay."""
     task = ReviewTask.objects.select_for_update(of=("self",)).select_related("prediction").get(pk=task_id)
     if not task.prediction.is_gold:

@@ -5,6 +5,7 @@ recorded is refused (409) unless the caller says it is a correction and gives a 
 audits and retraining, so it never changes silently.
 """
 
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -18,7 +19,7 @@ from reviews.models import PERSONAL_DATA_FIELDS, Prediction
 
 
 def prediction_report_outcome(
-    *, prediction: Prediction, label: str, actor, reason: str = "", correction: bool = False
+    *, prediction: Prediction, label: str, actor: User, reason: str = "", correction: bool = False
 ) -> tuple[Prediction, bool]:
     """Record the outcome label of a prediction; return it and whether anything changed."""
     reason = (reason or "").strip()

@@ -6,6 +6,7 @@ own service and permission: turning it on sends every new case of the model to h
 
 from typing import TYPE_CHECKING, Any
 
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
@@ -162,7 +163,7 @@ def routing_policy_sha256(policy: RoutingPolicy) -> str:
     return sha256_hex(canonical_json(routing_policy_settings(policy)))
 
 
-def routing_policy_update(*, policy: RoutingPolicy, changes: dict, actor, reason: str) -> RoutingPolicy:
+def routing_policy_update(*, policy: RoutingPolicy, changes: dict, actor: User, reason: str) -> RoutingPolicy:
     """Change a policy's settings with a reason; raise ``ValidationError`` (by field) for any bad value.
 
     Only fields that really change are written; a call that changes nothing writes nothing.
@@ -206,7 +207,7 @@ def routing_policy_update(*, policy: RoutingPolicy, changes: dict, actor, reason
     return locked
 
 
-def routing_policy_set_stop_switch(*, policy: RoutingPolicy, on: bool, actor, reason: str) -> RoutingPolicy:
+def routing_policy_set_stop_switch(*, policy: RoutingPolicy, on: bool, actor: User, reason: str) -> RoutingPolicy:
     """Turn a model's stop switch on (every new case goes to human review) or off, with a reason.
 
     Raises ``ValidationError`` if the switch is already in that position, so nobody believes they stopped

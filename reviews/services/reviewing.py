@@ -18,6 +18,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
@@ -150,7 +151,7 @@ def _lost_slot_message(assignment: Assignment, task: ReviewTask) -> str:
 
 
 @transaction.atomic
-def review_submit(*, assignment_id: int, reviewer, label: str, rationale: str) -> SubmitResult:
+def review_submit(*, assignment_id: int, reviewer: User, label: str, rationale: str) -> SubmitResult:
     """Record a reviewer's review of their own assignment and, if it completes the case, resolve it.
 
     The time spent is measured here, from the assignment's claim to this submit (`seconds_since_claim`).
@@ -303,7 +304,7 @@ def _resolve(
 
 @transaction.atomic
 def review_correct(
-    *, review_id: int, reviewer, label: str, rationale: str, reason: str, time_spent_seconds: int = 0
+    *, review_id: int, reviewer: User, label: str, rationale: str, reason: str, time_spent_seconds: int = 0
 ) -> Review:
     """Correct one's own latest review with a new review and a reason, while the case still waits for reviews.
 
@@ -347,7 +348,9 @@ def review_correct(
 
 
 @transaction.atomic
-def task_adjudicate(*, task_id: int, adjudicator, label: str, reason: str, time_spent_seconds: int = 0) -> Decision:
+def task_adjudicate(
+    *, task_id: int, adjudicator: User, label: str, reason: str, time_spent_seconds: int = 0
+) -> Decision:
     """An adjudicator's final call on an escalated task, with a reason; records the adjudication decision.
 
     An adjudicator who reviewed the case may not adjudicate it. Agreement is the share of the reviewers'

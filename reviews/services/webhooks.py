@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
@@ -118,7 +119,7 @@ def _clean(*, owner, url: Any, events: Any, model: MLModel | None) -> dict[str, 
 
 
 @transaction.atomic
-def webhook_create(*, owner, url: str, events: list[str], model: MLModel | None = None) -> tuple[Webhook, str]:
+def webhook_create(*, owner: User, url: str, events: list[str], model: MLModel | None = None) -> tuple[Webhook, str]:
     """Register a receiver; return it and its secret, which is never shown again."""
     errors = _clean(owner=owner, url=url, events=events, model=model)
     if errors:
@@ -131,7 +132,7 @@ def webhook_create(*, owner, url: str, events: list[str], model: MLModel | None 
 
 
 @transaction.atomic
-def webhook_update(*, webhook: Webhook, changes: dict[str, Any], actor) -> Webhook:
+def webhook_update(*, webhook: Webhook, changes: dict[str, Any], actor: User) -> Webhook:
     """Change a receiver's url, events, model or active flag."""
     url = changes.get("url", webhook.url)
     events = changes.get("events", webhook.events)
@@ -149,7 +150,7 @@ def webhook_update(*, webhook: Webhook, changes: dict[str, Any], actor) -> Webho
 
 
 @transaction.atomic
-def webhook_deactivate(*, webhook: Webhook, actor) -> Webhook:
+def webhook_deactivate(*, webhook: Webhook, actor: User) -> Webhook:
     """Stop a receiver for good. Its row stays, because its deliveries (the record of what was sent) do."""
     webhook.is_active = False
     historise(webhook, actor=actor, reason="Webhook deleted by its owner.")
