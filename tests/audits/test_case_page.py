@@ -86,12 +86,12 @@ def test_the_case_page_flags_a_ledger_event_re_sealed_without_the_deployment_key
 
 
 def test_the_case_page_runs_a_fixed_number_of_queries(
-    client, compliance_officer, reviewed_case, django_assert_max_num_queries
+    client, compliance_officer, reviewed_case, django_assert_num_queries
 ):
     prediction, _, _ = reviewed_case
     client.force_login(compliance_officer)
 
-    with django_assert_max_num_queries(14):
+    with django_assert_num_queries(13):
         assert client.get(reverse("admin:case", args=[prediction.pk])).status_code == 200
 
 
@@ -176,9 +176,9 @@ def test_a_case_routed_before_policies_were_versioned_says_so(client, compliance
 
 
 def test_the_case_page_of_a_versioned_case_runs_a_fixed_number_of_queries(
-    client, compliance_officer, versioned_case, django_assert_max_num_queries
+    client, compliance_officer, versioned_case, django_assert_num_queries
 ):
     client.force_login(compliance_officer)
 
-    with django_assert_max_num_queries(14):
+    with django_assert_num_queries(13):
         assert client.get(reverse("admin:case", args=[versioned_case.pk])).status_code == 200

@@ -73,17 +73,17 @@ def test_the_model_list_shows_latest_and_production_versions(engineer_client, cr
     assert (row["latest_version"], row["production_version"]) == (2, 1)
 
 
-# Knox reads the token and cleans up the user's expired ones (2 queries), the role check reads the user's and
+# The authentication reads the token with its user and details (1 query), the role check reads the user's and
 # groups' permissions (2), and a page of the list is one query, however long the list.
-LIST_QUERIES = 5
+LIST_QUERIES = 4
 
 
-def test_the_model_list_is_five_queries_however_many_models(
-    engineer_client, ml_engineer, django_assert_max_num_queries
+def test_the_model_list_is_the_same_few_queries_however_many_models(
+    engineer_client, ml_engineer, django_assert_num_queries
 ):
     for _ in range(25):
         ModelVersionFactory(model=MLModelFactory(owner=ml_engineer), stage=Stage.PRODUCTION)
-    with django_assert_max_num_queries(LIST_QUERIES):
+    with django_assert_num_queries(LIST_QUERIES):
         response = engineer_client.get(MODELS_URL)
     assert len(response.json()["results"]) == 25
     assert all(row["production_version"] for row in response.json()["results"])
@@ -209,14 +209,14 @@ def test_a_model_file_over_the_size_limit_is_a_400(engineer_client, credit_model
     assert not ModelVersion.objects.exists()
 
 
-def test_the_version_list_is_six_queries_however_many_versions(
-    engineer_client, credit_model, django_assert_max_num_queries
+def test_the_version_list_is_the_same_few_queries_however_many_versions(
+    engineer_client, credit_model, django_assert_num_queries
 ):
     parent = ModelVersionFactory(model=credit_model, number=1)
     for number in range(2, 31):
         ModelVersionFactory(model=credit_model, number=number, parent=parent)
     # One more than a model list: the model named in the URL is looked up (404 if unknown).
-    with django_assert_max_num_queries(LIST_QUERIES + 1):
+    with django_assert_num_queries(LIST_QUERIES + 1):
         response = engineer_client.get(f"{MODELS_URL}credit/versions/")
     rows = response.json()["results"]
     assert [row["number"] for row in rows][:3] == [30, 29, 28]
@@ -287,8 +287,8 @@ def test_a_promotion_the_lifecycle_does_not_allow_is_a_400(engineer_client, cred
     assert not PromotionRequest.objects.exists()
 
 
-def test_a_versions_requests_are_listed_in_six_queries_however_many(
-    engineer_client, credit_model, compliance_officer, django_assert_max_num_queries
+def test_a_versions_requests_are_listed_in_the_same_few_queries_however_many(
+    engineer_client, credit_model, compliance_officer, django_assert_num_queries
 ):
     version = ModelVersionFactory(model=credit_model, number=1)
     PromotionRequestFactory(version=version, target_stage=Stage.STAGING)
@@ -299,7 +299,7 @@ def test_a_versions_requests_are_listed_in_six_queries_however_many(
             decided_by=compliance_officer,
             requester=UserFactory(),
         )
-    with django_assert_max_num_queries(LIST_QUERIES + 1):
+    with django_assert_num_queries(LIST_QUERIES + 1):
         response = engineer_client.get(f"{MODELS_URL}credit/versions/1/promotion-requests/")
     rows = response.json()["results"]
     assert len(rows) == 21

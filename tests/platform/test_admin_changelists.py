@@ -19,18 +19,22 @@ from tests.reviews.factories import (
     RoutingPolicyFactory,
 )
 
-CHANGELISTS = [
-    "reviews_routingpolicy",
-    "reviews_prediction",
-    "reviews_reviewtask",
-    "reviews_assignment",
-    "reviews_review",
-    "reviews_decision",
-    "reviews_webhook",
-    "reviews_webhookdelivery",
-    "audits_decisionevent",
-    "audits_export",
-]
+# Each changelist's exact number of queries on SQLite, whatever the page size (session, user, permissions, the
+# page's rows, their related rows, the filters' choices). PostgreSQL adds one: the row estimate read from pg_class
+# (EstimatedCountPaginator), where SQLite counts.
+CHANGELIST_QUERIES = {
+    "reviews_routingpolicy": 5,
+    "reviews_prediction": 6,
+    "reviews_reviewtask": 6,
+    "reviews_assignment": 5,
+    "reviews_review": 5,
+    "reviews_decision": 6,
+    "reviews_webhook": 5,
+    "reviews_webhookdelivery": 5,
+    "audits_decisionevent": 5,
+    "audits_export": 5,
+}
+CHANGELISTS = list(CHANGELIST_QUERIES)
 ROWS = 12
 
 
@@ -67,37 +71,47 @@ def _model_admin(name: str):
 
 @pytest.mark.parametrize("name", CHANGELISTS)
 def test_each_changelist_runs_the_same_few_queries_for_any_page_size(
-    client, compliance_officer, many_rows, monkeypatch, name, django_assert_max_num_queries
+    client, compliance_officer, many_rows, monkeypatch, name, django_assert_num_queries
 ):
     client.force_login(compliance_officer)
     url = reverse(f"admin:{name}_changelist")
-    counts = []
     for per_page in (3, ROWS * 2):
         monkeypatch.setattr(_model_admin(name), "list_per_page", per_page)
-        with django_assert_max_num_queries(8) as captured:
+        with django_assert_num_queries(_on_this_database(CHANGELIST_QUERIES[name])):
             response = client.get(url)
         assert response.status_code == 200
-        counts.append(len(captured))
-    assert counts[0] == counts[1]
 
 
 @pytest.mark.parametrize(
-    ("name", "params"),
+    ("name", "params", "queries"),
     [
-        ("reviews_decision", {"source": "auto", "model__id__exact": "1", "within": "7"}),
-        ("reviews_prediction", {"route": "review", "within": "30", "q": "application-3"}),
-        ("reviews_reviewtask", {"status": "open", "q": "3"}),
-        ("audits_decisionevent", {"event_type": "decision.made", "q": "reviews.decision:3"}),
-        ("reviews_webhookdelivery", {"status": "pending", "q": "not-a-uuid"}),
+        ("reviews_decision", {"source": "auto", "model__id__exact": "1", "within": "7"}, 6),
+        ("reviews_prediction", {"route": "review", "within": "30", "q": "application-3"}, 6),
+        ("reviews_reviewtask", {"status": "open", "q": "3"}, 6),
+        ("audits_decisionevent", {"event_type": "decision.made", "q": "reviews.decision:3"}, 5),
     ],
 )
-def test_filtered_and_searched_changelists_stay_within_eight_queries(
-    client, compliance_officer, many_rows, name, params, django_assert_max_num_queries
+def test_filtered_and_searched_changelists_run_their_few_queries(
+    client, compliance_officer, many_rows, name, params, queries, django_assert_num_queries
 ):
     client.force_login(compliance_officer)
-    with django_assert_max_num_queries(8):
+    with django_assert_num_queries(_on_this_database(queries)):
         response = client.get(reverse(f"admin:{name}_changelist"), params)
     assert response.status_code == 200
+
+
+def test_a_search_for_a_delivery_by_a_malformed_id_reads_no_rows(
+    client, compliance_officer, many_rows, django_assert_num_queries
+):
+    # Session, user and permissions only: a search term that cannot be a delivery's UUID matches nothing unread.
+    client.force_login(compliance_officer)
+    with django_assert_num_queries(3):
+        response = client.get(reverse("admin:reviews_webhookdelivery_changelist"), {"status": "pending", "q": "x"})
+    assert response.status_code == 200
+
+
+def _on_this_database(sqlite_queries: int) -> int:
+    return sqlite_queries + (connection.vendor == "postgresql")
 
 
 def test_search_finds_a_decision_by_its_cases_external_id(client, compliance_officer, many_rows):

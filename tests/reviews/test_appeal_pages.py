@@ -155,14 +155,12 @@ class TestSearch:
                 assert value not in html
             assert "nationality" not in html
 
-    def test_the_case_is_read_in_a_bounded_number_of_queries(
-        self, client, decided_case, adjudicator, django_assert_max_num_queries
-    ):
+    def test_the_case_is_read_in_eight_queries(self, client, decided_case, adjudicator, django_assert_num_queries):
         prediction, _ = decided_case
         login(client, adjudicator)
         search(client, model=prediction.model_id, external_id="loan-2024-0042")
 
-        with django_assert_max_num_queries(10):
+        with django_assert_num_queries(8):
             search(client, model=prediction.model_id, external_id="loan-2024-0042")
 
 
