@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.safestring import SafeString
 
 from hitl_platform.markdown import markdown_safe
+from models_registry.scoring import FEATURE_ORDER_KEYWORD
 from models_registry.validators import sensitive_name_key, sensitive_name_keys
 from reviews.choices import CLAIMABLE_TASK_STATUSES, AssignmentStatus, TaskStatus
 from reviews.models import Assignment, Prediction, Review, ReviewTask, case_name
@@ -205,11 +206,16 @@ def feature_rows(features: dict, *, schema: Any, sensitive: frozenset[str]) -> l
 
     The schema's ``properties`` give a feature's ``title`` and ``description``, and its unit as ``x-unit`` (or
     ``unit``); a feature the schema does not describe, or a schema that is not an object, shows the key alone.
+    Features follow the schema's ``x-feature-order`` when it declares one (PostgreSQL's jsonb keeps no key order
+    of its own), any others after them.
     """
     properties = schema.get("properties") if isinstance(schema, dict) else None
     properties = properties if isinstance(properties, dict) else {}
+    declared = schema.get(FEATURE_ORDER_KEYWORD) if isinstance(schema, dict) else None
+    position = {name: index for index, name in enumerate(declared)} if isinstance(declared, list) else {}
+    shown = sorted(without_sensitive(features or {}, sensitive), key=lambda item: position.get(item[0], len(position)))
     rows = []
-    for name, value in without_sensitive(features or {}, sensitive):
+    for name, value in shown:
         described = properties.get(name)
         described = described if isinstance(described, dict) else {}
         rows.append(
