@@ -4,8 +4,6 @@ services do the work."""
 
 import io
 import json
-import logging
-from datetime import timedelta
 from pathlib import Path
 
 from django.contrib import admin, messages
@@ -16,7 +14,6 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
-from kombu.exceptions import OperationalError
 
 from audits.charts import Series, horizontal_bars_svg, stacked_columns_svg
 from audits.choices import EXPORT_CONTENT_TYPES, AuditStatus, JobStatus, LedgerCheckStatus
@@ -34,7 +31,6 @@ from audits.selectors.dashboard import (
     DASHBOARD_PERIODS,
     DEFAULT_DASHBOARD_PERIOD,
     dashboard_figures,
-    dashboard_last_refresh,
 )
 from audits.selectors.drift import drift_latest_per_model
 from audits.selectors.exports import exports_visible_to
@@ -48,21 +44,16 @@ from audits.selectors.ledger import (
 from audits.selectors.outcomes import outcome_overall_per_model
 from audits.selectors.retraining import ml_models_retrainable_by
 from audits.services.bias_audits import bias_audit_request, bias_audit_retry
+from audits.services.dashboard import dashboard_refresh_when_stale
 from audits.services.exports import export_request
 from audits.services.ledger_checks import ledger_check_mismatches, ledger_check_request
 from audits.services.retraining import RetrainingConflict, retraining_request
-from audits.tasks import dashboard_refresh_task
 from hitl_platform.spreadsheet import csv_writer
 from hitl_platform.types import authenticated_user
 from reviews.forms import AppealForm
 from reviews.models import Decision
 from reviews.services.appeals import decision_reverse_on_appeal
 
-logger = logging.getLogger(__name__)
-
-DASHBOARD_STALE_AFTER = timedelta(minutes=10)
-# Today's figures are rebuilt once they are a minute old, so a case that just arrived shows within a minute.
-DASHBOARD_TODAY_STALE_AFTER = timedelta(minutes=1)
 CASE_PERMISSIONS = ("reviews.view_prediction", "reviews.view_decision")
 
 
@@ -81,17 +72,7 @@ def dashboard_context(request: HttpRequest) -> dict:
         return {}
     form = DashboardPeriodForm(request.GET or None)
     period = form.cleaned_data["days"] if form.is_valid() else DEFAULT_DASHBOARD_PERIOD
-    last_refresh = dashboard_last_refresh()
-    age = None if last_refresh is None else timezone.now() - last_refresh
-    if age is None or age > DASHBOARD_TODAY_STALE_AFTER:
-        # The beat schedule keeps the figures fresh; if it is not running (a laptop, a stopped beat), the page
-        # asks for a rebuild of the whole window, and in any case of today once it is a minute old. Eager
-        # Celery runs it here; a real worker in the background, for the next load.
-        days = max(DASHBOARD_PERIODS) if age is None or age > DASHBOARD_STALE_AFTER else 1
-        try:
-            dashboard_refresh_task.delay(days=days)
-        except OperationalError:
-            logger.warning("Dashboard figures are stale and the broker is unreachable to rebuild them", exc_info=True)
+    dashboard_refresh_when_stale(window_days=max(DASHBOARD_PERIODS))
     dashboard = dashboard_figures(period_days=period)
     trend = stacked_columns_svg(
         title=f"Cases per day, last {period} days",

@@ -14,12 +14,10 @@ from knox.models import AuthToken
 from hitl_platform.roles import Role
 from hitl_platform.types import RequestUser
 from models_registry.selectors import ml_model_list, ml_models_readable_by
-from reviews.choices import Route, TaskStatus
+from reviews.choices import QUEUED_TASK_STATUSES, Route
 from reviews.models import Prediction, ReviewTask
 
 VOLUME_PERIOD_DAYS = 30
-# The tasks still waiting for a person, escalated ones included: the queue depth of the dashboard.
-OPEN_QUEUE_STATUSES = (TaskStatus.OPEN, TaskStatus.IN_REVIEW, TaskStatus.ESCALATED)
 
 
 def user_is_ml_engineer(user: RequestUser) -> bool:
@@ -63,7 +61,7 @@ def engineer_models(*, user: RequestUser, now: datetime | None = None) -> list[E
     models = ml_models_readable_by(user, ml_model_list()).annotate(
         volume=_count_per_model(recent_cases),
         automated=_count_per_model(recent_cases.filter(route=Route.AUTO)),
-        open_queue=_count_per_model(ReviewTask.objects.filter(status__in=OPEN_QUEUE_STATUSES)),
+        open_queue=_count_per_model(ReviewTask.objects.filter(status__in=QUEUED_TASK_STATUSES)),
     )
     return [
         EngineerModelRow(

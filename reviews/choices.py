@@ -27,6 +27,9 @@ class TaskStatus(models.TextChoices):
 
 # Tasks a reviewer may still claim a slot on; DECIDED and EXPIRED leave the hot claim index.
 CLAIMABLE_TASK_STATUSES = (TaskStatus.OPEN, TaskStatus.IN_REVIEW)
+# Tasks still waiting for a person, escalated ones included: the review queue the dashboard and the ML engineers'
+# home count.
+QUEUED_TASK_STATUSES = (TaskStatus.OPEN, TaskStatus.IN_REVIEW, TaskStatus.ESCALATED)
 
 
 class AssignmentStatus(models.TextChoices):

@@ -15,11 +15,10 @@ from django.utils import timezone
 from audits.dashboard_math import AgreementStats, histogram_median_minutes, histograms_merge
 from audits.models import DashboardDay
 from models_registry.models import MLModel
-from reviews.choices import DecisionSource, TaskStatus
+from reviews.choices import QUEUED_TASK_STATUSES, DecisionSource, TaskStatus
 from reviews.models import Decision, Prediction, Review, ReviewTask
 
 HUMAN_SOURCES = (DecisionSource.CONSENSUS, DecisionSource.ADJUDICATION)
-QUEUED_TASK_STATUSES = (TaskStatus.OPEN, TaskStatus.IN_REVIEW, TaskStatus.ESCALATED)
 DASHBOARD_PERIODS = (7, 30, 90)
 DEFAULT_DASHBOARD_PERIOD = 30
 

@@ -1,23 +1,34 @@
 """Rebuilding the dashboard's daily rollup from the records (a cache: no history, no ledger)."""
 
+import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from audits.dashboard_math import AgreementStats, histogram_of
 from audits.models import DashboardDay
 from audits.selectors.dashboard import (
     DAY_COUNTS,
     arrivals_by_model_and_day,
+    dashboard_last_refresh,
     human_decision_times,
     review_labels_by_case,
     sla_breaches_by_model_and_day,
 )
+from audits.tasks import dashboard_refresh_task
+
+logger = logging.getLogger(__name__)
 
 DASHBOARD_REFRESH_LOCK_KEY = 0x48_49_54_4C_44_41_53_48
+# Past this age the whole window is rebuilt (the beat schedule is not running: a laptop, a stopped beat) ...
+DASHBOARD_STALE_AFTER = timedelta(minutes=10)
+# ... and past this one today's figures, so a case that just arrived shows within a minute.
+DASHBOARD_TODAY_STALE_AFTER = timedelta(minutes=1)
 
 
 def dashboard_refresh(*, first_day: date, last_day: date, now: datetime | None = None) -> int:
@@ -87,3 +98,26 @@ def dashboard_refresh_recent(*, days: int, now: datetime | None = None) -> int:
     """Rebuild the last ``days`` days of the dashboard (today included)."""
     today = timezone.localdate(now)
     return dashboard_refresh(first_day=today - timedelta(days=days - 1), last_day=today, now=now)
+
+
+def dashboard_refresh_when_stale(*, window_days: int, now: datetime | None = None) -> None:
+    """Ask for a rebuild of the rollup a page is about to read if it is stale: the last ``window_days`` days
+    when it is older than DASHBOARD_STALE_AFTER (or was never built), today's when older than a minute.
+
+    Eager Celery rebuilds it here, before the page reads it; a real worker in the background, for the next
+    load. Pages loaded while that rebuild is on its way ask once per rollup and minute, not once per load.
+    """
+    now = now or timezone.now()
+    last_refresh = dashboard_last_refresh()
+    age = None if last_refresh is None else now - last_refresh
+    if age is not None and age <= DASHBOARD_TODAY_STALE_AFTER:
+        return
+    days = window_days if age is None or age > DASHBOARD_STALE_AFTER else 1
+    asked = f"hitl:dashboard-refresh-asked:{last_refresh.isoformat() if last_refresh else 'never'}:{days}"
+    if not cache.add(asked, True, timeout=int(DASHBOARD_TODAY_STALE_AFTER.total_seconds())):
+        return
+    try:
+        dashboard_refresh_task.delay(days=days)
+    except OperationalError:
+        cache.delete(asked)
+        logger.warning("Dashboard figures are stale and the broker is unreachable to rebuild them", exc_info=True)

@@ -4,6 +4,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 
@@ -11,7 +12,8 @@ from audits.choices import AuditPopulation, AuditVerdict
 from audits.models import DashboardDay
 from audits.selectors.bias_audits import bias_audit_standing_per_model
 from audits.selectors.dashboard import dashboard_figures
-from audits.services.dashboard import dashboard_refresh_recent
+from audits.services import dashboard as dashboard_service
+from audits.services.dashboard import dashboard_refresh_recent, dashboard_refresh_when_stale
 from reviews.choices import AssignmentStatus, DecisionSource, Route, TaskStatus
 from reviews.models import Decision, RoutingPolicy
 from tests.audits.factories import BiasAuditFactory
@@ -258,3 +260,21 @@ def test_a_case_that_just_arrived_is_counted_once_todays_rollup_is_a_minute_old(
 
     assert response.context["dashboard"].totals.volume == before + 1
     assert timezone.now() - response.context["dashboard"].refreshed_at < timedelta(minutes=1)
+
+
+def test_pages_loaded_while_a_rebuild_is_on_its_way_ask_for_it_once(credit_cases, monkeypatch):
+    # A real worker rebuilds in the background: until it has, every officer's page load would ask again.
+    cache.clear()
+    dashboard_refresh_recent(days=1)
+    asked = []
+    monkeypatch.setattr(dashboard_service.dashboard_refresh_task, "delay", lambda **kwargs: asked.append(kwargs))
+
+    dashboard_refresh_when_stale(window_days=90)
+    assert asked == []
+    DashboardDay.objects.update(refreshed_at=timezone.now() - timedelta(minutes=2))
+    for _ in range(3):
+        dashboard_refresh_when_stale(window_days=90)
+    DashboardDay.objects.update(refreshed_at=timezone.now() - timedelta(minutes=20))
+    dashboard_refresh_when_stale(window_days=90)
+
+    assert asked == [{"days": 1}, {"days": 90}]
